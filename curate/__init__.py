@@ -1,0 +1,1 @@
+"""curate: build instruction, preference and classification datasets (see DESIGN.md)."""

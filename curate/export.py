@@ -1,0 +1,123 @@
+"""Write an export directory atomically: Parquet splits, manifest.json, dataset card.
+
+Layout (DESIGN.md): data/{split}-00000-of-00001.parquet, manifest.json, README.md,
+duplicates.parquet (every dropped row and why), invalid_rows.jsonl (with
+--skip-invalid), plus any artifacts the steps made (e.g. lengths.png). Everything
+is written into a hidden temporary directory beside the target and renamed into
+place, so a crash never leaves a half export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from curate.errors import CurateError
+
+SPLITS = ("train", "test")
+
+
+def shard_name(split: str) -> str:
+    """The Parquet file name of a split (Hugging Face's shard naming)."""
+    return f"{split}-00000-of-00001.parquet"
+
+
+def write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
+    """Write rows as Parquet with `datasets` features in the schema; same rows give the same bytes."""
+    from datasets import Dataset
+    from datasets.utils.logging import disable_progress_bar
+
+    disable_progress_bar()
+    Dataset.from_list(rows).to_parquet(str(path))
+
+
+def content_hash(directory: Path) -> str:
+    """sha256 over the data files' names and bytes: the identity `train` records in run cards."""
+    digest = hashlib.sha256()
+    for file in sorted((directory / "data").glob("*.parquet")):
+        digest.update(file.name.encode())
+        digest.update(file.read_bytes())
+    return "sha256:" + digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file (or of every file under a directory, in sorted order)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        with file.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def atomic_directory(target: Path, fill: Callable[[Path], None]) -> None:
+    """Call `fill(tmp)` on a fresh temp dir beside `target`, then swap it into place."""
+    target = target.resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tag = uuid.uuid4().hex[:8]
+    tmp = target.parent / f".{target.name}.tmp-{tag}"
+    tmp.mkdir()
+    try:
+        fill(tmp)
+        if target.exists():
+            old = target.parent / f".{target.name}.old-{tag}"
+            os.rename(target, old)
+            os.rename(tmp, target)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_export(
+    out: Path,
+    splits: dict[str, list[dict[str, Any]]],
+    manifest: dict[str, Any],
+    card: Callable[[dict[str, Any]], str],
+    dropped: list[dict[str, Any]],
+    invalid: list[dict[str, Any]],
+    artifacts: dict[str, bytes],
+) -> dict[str, Any]:
+    """Write the export directory; returns the final manifest (with content hash and files)."""
+    if not any(splits.values()):
+        raise CurateError("no rows left to export: every row was dropped (see the summary above)")
+
+    def fill(tmp: Path) -> None:
+        (tmp / "data").mkdir()
+        for split in SPLITS:
+            if splits.get(split):
+                write_parquet(splits[split], tmp / "data" / shard_name(split))
+        if dropped:
+            write_parquet(dropped, tmp / "duplicates.parquet")
+        if invalid:
+            lines = (json.dumps(row, ensure_ascii=False) for row in invalid)
+            (tmp / "invalid_rows.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        for name, payload in artifacts.items():
+            (tmp / name).write_bytes(payload)
+        manifest["content_hash"] = content_hash(tmp)
+        manifest["files"] = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + [
+            "manifest.json",
+            "README.md",
+        ]
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (tmp / "README.md").write_text(card(manifest), encoding="utf-8")
+
+    atomic_directory(out, fill)
+    return manifest
+
+
+def read_manifest(export_dir: str | Path) -> dict[str, Any]:
+    """Load an export's manifest.json, with a clear error when the directory is not an export."""
+    path = Path(export_dir) / "manifest.json"
+    if not path.is_file():
+        raise CurateError(f"{export_dir}: not a curate export (no manifest.json); build one with `curate build`")
+    return json.loads(path.read_text(encoding="utf-8"))

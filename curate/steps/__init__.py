@@ -1,0 +1,1 @@
+"""Build steps: one module each, all implementing `curate.steps.base.Step`."""

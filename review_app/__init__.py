@@ -1,0 +1,1 @@
+"""review_app: the Streamlit app where labelers rate answers 1-10."""

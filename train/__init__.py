@@ -1,0 +1,1 @@
+"""train: LoRA/QLoRA fine-tunes (SFT, reward, DPO) that read curate exports."""
