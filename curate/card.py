@@ -44,7 +44,10 @@ def render_card(manifest: dict[str, Any]) -> str:
         "",
         "| step | rows in | dropped | rows out |",
         "|---|---:|---:|---:|",
-        *[f"| {s['step']} | {s['rows_in']} | {s['rows_in'] - s['rows_out']} | {s['rows_out']} |" for s in manifest["steps"]],
+        *[
+            f"| {s['step']} | {s['rows_in']} | {s['rows_in'] - s['rows_out']} | {s['rows_out']} |"
+            for s in manifest["steps"]
+        ],
         "",
     ]
     reasons = Counter(manifest.get("dropped_reasons", {}))
@@ -61,5 +64,12 @@ def render_card(manifest: dict[str, Any]) -> str:
         lines += [f"Seeded split: test size {split['test_size']}, seed {split['seed']}{group}.", ""]
     for section in manifest.get("card_sections", []):
         lines += [section, ""]
-    lines += ["## Columns", "", ", ".join(f"`{c}`" for c in manifest["columns"]), "", f"Content hash: `{manifest['content_hash']}`", ""]
+    lines += [
+        "## Columns",
+        "",
+        ", ".join(f"`{c}`" for c in manifest["columns"]),
+        "",
+        f"Content hash: `{manifest['content_hash']}`",
+        "",
+    ]
     return "\n".join(lines)

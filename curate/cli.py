@@ -1,18 +1,10 @@
-"""The `curate` command line: build datasets from raw examples and ratings."""
+"""The `curate` command line. Each verb lives in its own module under `curate/commands/`."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any, Optional
-
 import typer
-from rich.table import Table
 
-from curate.console import console, user_errors
-from curate.errors import CurateError
-from curate.pipeline import BuildResult, build
-from curate.recipe import BuildRecipe, apply_overrides, load_recipe
-from curate.schema import Kind
+from curate.commands.build import build_command
 
 app = typer.Typer(
     name="curate",
@@ -28,93 +20,8 @@ def _curate() -> None:
     """Build instruction, preference and classification datasets from raw examples and human ratings."""
 
 
-def parse_map(pairs: list[str]) -> dict[str, str]:
-    """`--map question=prompt` options as a dict of old -> new column names."""
-    mapping = {}
-    for pair in pairs:
-        old, sep, new = pair.partition("=")
-        if not sep or not old or not new:
-            raise CurateError(f"--map takes OLD=NEW (e.g. --map question=prompt), got '{pair}'")
-        mapping[old] = new
-    return mapping
-
-
-def print_summary(result: BuildResult) -> None:
-    """The table a user reads after a build: rows through each step, rows per split, where it went."""
-    manifest = result.manifest
-    table = Table(title=f"curate build: {manifest['name']} ({manifest['kind']})")
-    table.add_column("step")
-    table.add_column("rows in", justify="right")
-    table.add_column("dropped", justify="right")
-    table.add_column("rows out", justify="right")
-    counts = manifest["counts"]
-    table.add_row("ingest", str(counts["rows_read"]), str(counts["invalid"]), str(counts["rows_read"] - counts["invalid"]))
-    for step in manifest["steps"]:
-        table.add_row(step["step"], str(step["rows_in"]), str(step["dropped"]), str(step["rows_out"]))
-    for split, n in counts["splits"].items():
-        table.add_row(f"[bold]{split}[/]", "", "", f"[bold]{n}[/]")
-    console.print(table)
-    console.print(f"Export written to [bold]{result.out}[/]: {', '.join(manifest['files'])}")
-    console.print(f"Columns: {', '.join(manifest['columns'])} · content hash {manifest['content_hash'][:23]}…")
-
-
-@app.command("build")
-@user_errors
-def build_command(
-    inputs: Annotated[
-        list[str],
-        typer.Argument(help="A recipe (.yaml), or input files/directories: JSONL, CSV, Parquet, saved HF datasets, hf:NAME[:split]."),
-    ],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Export directory to write (replaced atomically).")] = None,
-    kind: Annotated[Optional[Kind], typer.Option(help="Record kind; default: detected from the columns.")] = None,
-    map_: Annotated[list[str], typer.Option("--map", help="Rename a column, OLD=NEW (repeatable), e.g. --map question=prompt.")] = [],  # noqa: B006
-    ignore: Annotated[list[str], typer.Option(help="Drop an input column before validation (repeatable).")] = [],  # noqa: B006
-    skip_invalid: Annotated[Optional[bool], typer.Option("--skip-invalid/--stop-on-invalid", help="Drop bad rows and list them in invalid_rows.jsonl (default: stop at the first).")] = None,
-    min_chars: Annotated[Optional[int], typer.Option(help="Drop rows with a required text field shorter than this (default 1).")] = None,
-    lowercase_match: Annotated[Optional[bool], typer.Option("--lowercase-match/--case-sensitive-match", help="Compare case-insensitively in exact dedupe; stored text keeps its case.")] = None,
-    exact_dedupe: Annotated[Optional[bool], typer.Option("--exact-dedupe/--no-exact-dedupe", help="Drop exact duplicates after normalization (default on).")] = None,
-    dedupe_on: Annotated[list[str], typer.Option(help="Fields compared by exact dedupe (repeatable; default: the kind's content fields).")] = [],  # noqa: B006
-    template: Annotated[Optional[str], typer.Option(help="latex | alpaca | llama2 | chatml | chat-template:<tokenizer> | path to a Jinja2 file.")] = None,
-    format_: Annotated[Optional[str], typer.Option("--format", help="prompt-completion | messages | text (TRL dataset formats).")] = None,
-    system_prompt: Annotated[Optional[str], typer.Option("--system", help="System prompt for instruction rows that have none.")] = None,
-    test_size: Annotated[Optional[float], typer.Option(help="Fraction of rows (or groups) in the test split (default 0.2).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the split (default 42).")] = None,
-    group_by: Annotated[Optional[str], typer.Option(help="Column whose equal values stay in one split.")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Export name (default: the --out directory's name).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
-) -> None:
-    """Ingest, validate, normalize, dedupe, template and split; write an export directory.
-
-    Examples:
-      curate build recipes/latex-sft.yaml
-      curate build data/latex --map english=prompt --map latex=response --template latex --out out/latex
-    """
-    if len(inputs) == 1 and inputs[0].endswith((".yaml", ".yml")):
-        recipe = load_recipe(inputs[0])
-    else:
-        recipe = BuildRecipe(inputs=inputs)
-    overrides: dict[str, Any] = {
-        "out": str(out) if out else None,
-        "kind": kind,
-        "map": {**recipe.map, **parse_map(map_)} if map_ else None,
-        "ignore": ignore or None,
-        "skip_invalid": skip_invalid,
-        "normalize.min_chars": min_chars,
-        "normalize.lowercase_match": lowercase_match,
-        "dedupe.exact": exact_dedupe,
-        "dedupe.fields": dedupe_on or None,
-        "template": template,
-        "format": format_,
-        "system_prompt": system_prompt,
-        "split.test_size": test_size,
-        "split.seed": seed,
-        "split.group_by": group_by,
-        "name": name,
-    }
-    recipe = apply_overrides(recipe, overrides)
-    result = build(recipe, quiet=quiet)
-    if not quiet:
-        print_summary(result)
+# Verbs: one line each, defined in curate/commands/<verb>.py.
+app.command("build")(build_command)
 
 
 def main() -> None:

@@ -47,7 +47,9 @@ def ingest(
             record = validate_row(kind, raw.data, raw.source, raw.row, raw.unit)
             where = f"{raw.source} {raw.unit} {raw.row}"
             if record.id in seen_ids:
-                raise RowError(raw.source, raw.row, "id", f"id '{record.id}' already used at {seen_ids[record.id]}", raw.unit)
+                raise RowError(
+                    raw.source, raw.row, "id", f"id '{record.id}' already used at {seen_ids[record.id]}", raw.unit
+                )
             seen_ids[record.id] = where
         except RowError as exc:
             if not skip_invalid:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from curate.errors import CurateError, RowError
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """The record kinds a build can hold."""
 
     instruction = "instruction"
@@ -176,8 +176,7 @@ def validate_row(kind: Kind, raw: dict[str, Any], source: str, row: int, unit: s
         loc = ".".join(str(part) for part in first["loc"]) or "(row)"
         if first["type"] == "extra_forbidden":
             message = (
-                f"unknown column for kind '{kind.value}' "
-                "(rename it with --map OLD=NEW or drop it with --ignore COLUMN)"
+                f"unknown column for kind '{kind.value}' (rename it with --map OLD=NEW or drop it with --ignore COLUMN)"
             )
         elif first["type"] == "missing":
             message = "missing required field"

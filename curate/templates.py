@@ -131,7 +131,9 @@ def _template_from_file(path: Path) -> JinjaTemplate:
     missing = [block for block in ("prompt", "completion") if block not in parsed.blocks]
     if missing:
         raise CurateError(f"{path}: the template must define {{% block {missing[0]} %}}...{{% endblock %}}")
-    return JinjaTemplate(str(path), partial(_render_block, parsed, "prompt"), partial(_render_block, parsed, "completion"))
+    return JinjaTemplate(
+        str(path), partial(_render_block, parsed, "prompt"), partial(_render_block, parsed, "completion")
+    )
 
 
 def _render_block(template: jinja2.Template, block: str, **context: Any) -> str:

@@ -96,7 +96,9 @@ class BuildContext:
             self._progress.advance(task)
         self._progress.update(task, total=self._progress.tasks[task].completed)
 
-    def drop(self, record: Record, step: str, reason: str, kept_id: str | None = None, similarity: float | None = None) -> None:
+    def drop(
+        self, record: Record, step: str, reason: str, kept_id: str | None = None, similarity: float | None = None
+    ) -> None:
         """File a dropped record with its reason."""
         self.dropped.append(Dropped(record.id, step, reason, record.source, record.row, kept_id, similarity))
 

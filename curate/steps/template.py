@@ -43,7 +43,9 @@ class Format(Step):
         if fmt == "text" and template is None and kind is Kind.instruction:
             raise CurateError("--format text needs a --template to join prompt and response")
         if fmt == "text" and kind is Kind.preference:
-            raise CurateError("preference data is written as prompt/chosen/rejected: use --format prompt-completion or messages")
+            raise CurateError(
+                "preference data is written as prompt/chosen/rejected: use --format prompt-completion or messages"
+            )
         self.kind = kind
         self.template = template
         self.fmt = fmt
