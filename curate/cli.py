@@ -27,3 +27,7 @@ app.command("build")(build_command)
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()
