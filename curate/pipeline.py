@@ -12,10 +12,12 @@ from typing import Any
 from curate.card import render_card
 from curate.errors import CurateError
 from curate.export import SPLITS, write_export
-from curate.ingest import ingest, source_hashes
+from curate.ingest import Ingested, ingest, source_hashes
+from curate.ratings import RatingRules
 from curate.recipe import BuildRecipe
 from curate.schema import DEDUPE_FIELDS, Kind
 from curate.steps.base import BuildContext, Step
+from curate.steps.derive import Derive, output_kind
 from curate.steps.exact_dedupe import ExactDedupe
 from curate.steps.normalize import Normalize
 from curate.steps.split import Split
@@ -39,9 +41,11 @@ def build_steps(recipe: BuildRecipe, kind: Kind) -> list[Step]:
     if recipe.dedupe.exact:
         fields = tuple(recipe.dedupe.fields or DEDUPE_FIELDS[kind])
         steps.append(ExactDedupe(fields, recipe.normalize.lowercase_match))
+    if recipe.derive:
+        steps.append(Derive(recipe.derive, RatingRules(**recipe.ratings.model_dump())))
     steps.append(Split(recipe.split.test_size, recipe.split.seed, recipe.split.group_by))
     template = load_template(recipe.template) if recipe.template else None
-    steps.append(Format(kind, template, recipe.format))
+    steps.append(Format(output_kind(recipe.derive, kind), template, recipe.format))
     return steps
 
 
@@ -56,12 +60,16 @@ def tool_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
     return versions
 
 
-def build(recipe: BuildRecipe, quiet: bool = False) -> BuildResult:
-    """Run a whole build and write the export directory atomically."""
+def build(recipe: BuildRecipe, quiet: bool = False, ingested: Ingested | None = None) -> BuildResult:
+    """Run a whole build and write the export directory atomically.
+
+    `ingested`: records validated elsewhere (e.g. read from the review store) instead of `recipe.inputs`.
+    """
     if not recipe.out:
         raise CurateError("no output directory: pass --out DIR (or set `out:` in the recipe)")
     with BuildContext(quiet=quiet) as ctx:
-        ingested = ingest(recipe.inputs, recipe.kind, recipe.map, recipe.ignore, recipe.skip_invalid, ctx)
+        if ingested is None:
+            ingested = ingest(recipe.inputs, recipe.kind, recipe.map, recipe.ignore, recipe.skip_invalid, ctx)
         kind = ingested.kind
         if recipe.system_prompt and kind is Kind.instruction:
             for record in ingested.records:
@@ -69,6 +77,7 @@ def build(recipe: BuildRecipe, quiet: bool = False) -> BuildResult:
         records = ingested.records
         for step in build_steps(recipe, kind):
             records = step(records, ctx)
+        kind = output_kind(recipe.derive, kind)
     splits = {s: [{"id": r.id, **r.data} for r in records if r.extra.get("split") == s] for s in SPLITS}
     columns = list(next(iter(r for rows in splits.values() for r in rows), {}).keys())
     manifest: dict[str, Any] = {

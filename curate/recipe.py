@@ -42,6 +42,15 @@ class SplitConfig(_Section):
     group_by: str | None = None
 
 
+class RatingsConfig(_Section):
+    """Thresholds for `derive` (rules in curate/ratings.py): SFT min mean rating, pair min gap, margin scale."""
+
+    min_rating: float = Field(default=7.0, ge=1.0, le=10.0)
+    min_gap: float = Field(default=2.0, ge=0.0, le=9.0)
+    margin_scale: float = Field(default=1.0, ge=0.0)
+    min_ratings: int = Field(default=1, ge=1)
+
+
 class BuildRecipe(_Section):
     """Everything `curate build` needs; the same recipe and inputs give byte-identical data files."""
 
@@ -58,6 +67,8 @@ class BuildRecipe(_Section):
     template: str | None = None
     format: Literal["prompt-completion", "messages", "text"] = "prompt-completion"
     split: SplitConfig = Field(default_factory=SplitConfig)
+    derive: Literal["sft", "preference", "reward"] | None = None  # rated input -> this dataset
+    ratings: RatingsConfig = Field(default_factory=RatingsConfig)
 
     @property
     def export_name(self) -> str:

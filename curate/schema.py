@@ -23,6 +23,7 @@ class Kind(StrEnum):
     rated = "rated"
     preference = "preference"
     labelled = "labelled"
+    reward = "reward"
 
 
 class _Strict(BaseModel):
@@ -75,6 +76,7 @@ class RatedRecord(_Strict):
     rating: int = Field(ge=1, le=10)
     labeler: str
     comment: str | None = None
+    flag: str | None = None  # why someone flagged this answer; flagged answers stay out of derived sets
     id: str | None = None
     source: str | None = None
 
@@ -86,6 +88,8 @@ class PreferenceRecord(_Strict):
     chosen: str
     rejected: str
     margin: float = Field(default=0.0, ge=0.0)
+    chosen_rating: float | None = None  # mean 1-10 ratings, when the pair came from ratings
+    rejected_rating: float | None = None
     id: str | None = None
     source: str | None = None
 
@@ -113,11 +117,23 @@ class LabelledRecord(_Strict):
         return [text] if text else []
 
 
+class RewardRecord(_Strict):
+    """An answer's mean 1-10 rating over `n_ratings` labelers (reward-model regression data)."""
+
+    prompt: str
+    response: str
+    mean_rating: float = Field(ge=1.0, le=10.0)
+    n_ratings: int = Field(ge=1)
+    id: str | None = None
+    source: str | None = None
+
+
 MODELS: dict[Kind, type[_Strict]] = {
     Kind.instruction: InstructionRecord,
     Kind.rated: RatedRecord,
     Kind.preference: PreferenceRecord,
     Kind.labelled: LabelledRecord,
+    Kind.reward: RewardRecord,
 }
 
 # Fields holding free text that normalization cleans.
@@ -126,6 +142,7 @@ TEXT_FIELDS: dict[Kind, tuple[str, ...]] = {
     Kind.rated: ("prompt", "response", "comment"),
     Kind.preference: ("prompt", "chosen", "rejected"),
     Kind.labelled: ("text",),
+    Kind.reward: ("prompt", "response"),
 }
 
 # Fields whose (normalized) values make two rows exact duplicates by default.
@@ -134,6 +151,7 @@ DEDUPE_FIELDS: dict[Kind, tuple[str, ...]] = {
     Kind.rated: ("prompt", "response", "labeler"),
     Kind.preference: ("prompt", "chosen", "rejected"),
     Kind.labelled: ("text",),
+    Kind.reward: ("prompt", "response"),
 }
 
 
@@ -157,6 +175,8 @@ def detect_kind(columns: list[str]) -> Kind:
         return Kind.preference
     if "rating" in cols:
         return Kind.rated
+    if "mean_rating" in cols:
+        return Kind.reward
     if "labels" in cols:
         return Kind.labelled
     if {"prompt", "response"} <= cols:

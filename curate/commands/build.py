@@ -106,6 +106,19 @@ def build_command(
     seed: Annotated[Optional[int], typer.Option(help="Seed of the split (default 42).")] = None,
     group_by: Annotated[Optional[str], typer.Option(help="Column whose equal values stay in one split.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Export name (default: the --out directory's name).")] = None,
+    derive: Annotated[
+        Optional[str],
+        typer.Option(help="From rated rows, export: sft (best answer per prompt) | preference (pairs) | reward."),
+    ] = None,
+    min_rating: Annotated[
+        Optional[float], typer.Option(help="--derive sft: keep a prompt's best answer if its mean is >= this (7).")
+    ] = None,
+    min_gap: Annotated[
+        Optional[float], typer.Option(help="--derive preference: pair answers whose means differ by >= this (2).")
+    ] = None,
+    margin_scale: Annotated[
+        Optional[float], typer.Option(help="--derive preference: margin = rating gap x this (1.0).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
     """Ingest, validate, normalize, dedupe, template and split; write an export directory.
@@ -135,6 +148,10 @@ def build_command(
         "split.seed": seed,
         "split.group_by": group_by,
         "name": name,
+        "derive": derive,
+        "ratings.min_rating": min_rating,
+        "ratings.min_gap": min_gap,
+        "ratings.margin_scale": margin_scale,
     }
     recipe = apply_overrides(recipe, overrides)
     result = build(recipe, quiet=quiet)

@@ -24,8 +24,10 @@ class Format(Step):
 
     Output columns (always `id` first):
     instruction  prompt-completion: prompt, completion · messages: messages · text: text
-    preference   prompt, chosen, rejected, margin (strings, or turn lists with --format messages)
+    preference   prompt, chosen, rejected, margin (strings, or turn lists with --format messages),
+                 + chosen_rating, rejected_rating when derived from ratings
     labelled     text, labels        rated   prompt, response, rating, labeler, comment
+    reward       prompt, response, mean_rating, n_ratings
     """
 
     name: ClassVar[str] = "template"
@@ -33,7 +35,7 @@ class Format(Step):
     def __init__(self, kind: Kind, template: Template | None, fmt: str):
         if fmt not in FORMATS:
             raise CurateError(f"unknown format '{fmt}': use one of {', '.join(FORMATS)}")
-        if kind in (Kind.labelled, Kind.rated) and template is not None:
+        if kind in (Kind.labelled, Kind.rated, Kind.reward) and template is not None:
             raise CurateError(f"a template applies to instruction and preference data, not to '{kind.value}' records")
         if fmt == "messages" and template is not None and not isinstance(template, ChatTemplate):
             raise CurateError(
@@ -68,6 +70,8 @@ class Format(Step):
             return {"text": data["text"], "labels": data["labels"]}
         if self.kind is Kind.rated:
             return {k: data.get(k) for k in ("prompt", "response", "rating", "labeler", "comment")}
+        if self.kind is Kind.reward:
+            return {k: data[k] for k in ("prompt", "response", "mean_rating", "n_ratings")}
         if self.kind is Kind.preference:
             chosen, rejected = _conversation(data, "chosen"), _conversation(data, "rejected")
             if self.fmt == "messages":
@@ -75,7 +79,8 @@ class Format(Step):
             else:
                 prompt, chosen_text = self.render(chosen)
                 row = {"prompt": prompt, "chosen": chosen_text, "rejected": self.render(rejected)[1]}
-            return {**row, "margin": float(data.get("margin", 0.0))}
+            ratings: dict[str, float] = {k: float(data[k]) for k in ("chosen_rating", "rejected_rating") if k in data}
+            return {**row, "margin": float(data.get("margin", 0.0)), **ratings}
         conversation = _conversation(data)
         if self.fmt == "messages":
             return {"messages": conversation}
