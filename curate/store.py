@@ -1,0 +1,750 @@
+"""The review store: projects, items, labelers, assignments and ratings, for `review_app` and `curate review`.
+
+SQLite by default (WAL, busy timeout, foreign keys on; writes take the write lock up
+front with BEGIN IMMEDIATE so concurrent labelers queue instead of failing), PostgreSQL
+by URL (claims use SELECT ... FOR UPDATE SKIP LOCKED). The schema is versioned with
+Alembic (curate/migrations) and upgraded to head whenever a store is opened.
+
+Assignment: a labeler's queue holds the answers of the items assigned to them that
+they have not yet rated, skipped or flagged. When it runs dry they claim the next item
+that fewer than `overlap` labelers hold and they don't hold yet, in import order — so
+each item goes to `overlap` labelers, nobody gets an item twice, and two labelers
+claiming at once never take the same slot.
+
+Blind rating: a labeler's tasks and `ratings_frame(project, labeler_id)` hold only
+their own work; only admin views (no labeler_id) see everyone's ratings.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import re
+import secrets
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import pandas as pd
+from alembic import command
+from alembic.config import Config
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from sqlalchemy import Engine, and_, create_engine, event, exists, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session
+
+from curate.errors import CurateError
+from curate.store_models import (
+    Answer,
+    Assignment,
+    Comparison,
+    Flag,
+    Item,
+    Labeler,
+    Project,
+    Rating,
+    Skip,
+    utcnow,
+)
+
+ENV_DB = "CURATRAIN_REVIEW_DB"
+DEFAULT_DB = "sqlite:///review.db"
+ROLES = ("labeler", "admin")
+MODES = ("rate", "compare")
+MAX_COMMENT = 5000
+MAX_REASON = 1000
+_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,100}$")  # any printable text, no control characters
+_MIGRATION_LOCK = 0x63757261  # pg_advisory_xact_lock key: one migrator at a time
+
+
+class AuthError(CurateError):
+    """Login failed: unknown labeler, deactivated account or wrong password."""
+
+
+@dataclass(frozen=True)
+class RatingTask:
+    """One answer to rate: its prompt and text, and where it sits among the item's answers."""
+
+    item_id: int
+    prompt: str
+    answer_id: int
+    answer: str
+    answer_index: int  # 1-based position among the item's answers
+    n_answers: int
+
+
+@dataclass(frozen=True)
+class CompareTask:
+    """Two answers to one prompt, in the (random) order shown; `swapped`: left comes later in the item."""
+
+    item_id: int
+    prompt: str
+    left_answer_id: int
+    left_text: str
+    right_answer_id: int
+    right_text: str
+    swapped: bool
+
+
+class ReviewItem(BaseModel):
+    """One row of `curate review import`: a prompt with 1..n candidate answers and optionally their sources."""
+
+    model_config = ConfigDict(extra="forbid")
+    prompt: str = Field(min_length=1)
+    answers: list[str] = Field(min_length=1)
+    models: list[str | None] | None = None
+    source: str | None = None
+
+    @model_validator(mode="after")
+    def _models_match_answers(self) -> ReviewItem:
+        if any(not a.strip() for a in self.answers):
+            raise ValueError("an answer is empty")
+        if self.models is not None and len(self.models) != len(self.answers):
+            raise ValueError(f"'models' has {len(self.models)} entries for {len(self.answers)} answers")
+        return self
+
+
+def resolve_url(url: str | None = None) -> str:
+    """The database URL: `url`, else $CURATRAIN_REVIEW_DB, else sqlite:///review.db; a bare path means SQLite."""
+    url = url or os.environ.get(ENV_DB) or DEFAULT_DB
+    if "://" not in url:
+        return f"sqlite:///{Path(url).expanduser().resolve()}"
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3 is the driver we ship
+    return url
+
+
+def check_rating(value: Any) -> int:
+    """A rating as an int 1-10, or a CurateError saying what was wrong."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CurateError(f"a rating must be a whole number from 1 to 10, got {value!r}")
+    if not 1 <= value <= 10:
+        raise CurateError(f"a rating must be from 1 (terrible) to 10 (great), got {value}")
+    return value
+
+
+def check_name(name: Any, what: str) -> str:
+    """A project or labeler name: 1-100 printable characters (any others are stored verbatim)."""
+    if not isinstance(name, str) or not _NAME.match(name) or name != name.strip():
+        raise CurateError(
+            f"{what} name must be 1-100 printable characters without leading/trailing spaces, got {name!r}"
+        )
+    return name
+
+
+def _seconds(value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise CurateError(f"seconds spent must be a number, got {value!r}") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise CurateError(f"seconds spent must be a finite number >= 0, got {value!r}")
+    return seconds
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # We issue BEGIN ourselves (see _sqlite_begin); pysqlite's own transaction handling is off.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout = 30000")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # Writers take the write lock at BEGIN: a deferred transaction that upgrades to a writer
+    # fails at once with "database is locked" when another writer is active (no busy wait).
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("curate_write") else "BEGIN")
+
+
+class ReviewStore:
+    """All reads and writes of the review app and `curate review`, over one SQLAlchemy engine."""
+
+    def __init__(self, url: str, password_rounds: int = 12) -> None:
+        """Open (and create or upgrade to the latest schema) the store at `url`; a bare path means SQLite."""
+        self.url = resolve_url(url)
+        self.password_rounds = password_rounds
+        try:
+            parsed = make_url(self.url)
+        except ArgumentError:
+            raise CurateError(f"not a database URL: {url!r} (use sqlite:///path.db or postgresql://...)") from None
+        self.dialect = parsed.get_backend_name()
+        self.display_url = parsed.render_as_string(hide_password=True)
+        if self.dialect == "sqlite":
+            if parsed.database in (None, "", ":memory:"):
+                raise CurateError("the review store needs a database file: use sqlite:///path/to/review.db")
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(self.url, pool_size=10, max_overflow=20, pool_timeout=60)
+            event.listen(self.engine, "connect", _sqlite_connect)
+            event.listen(self.engine, "begin", _sqlite_begin)
+        elif self.dialect == "postgresql":
+            self.engine = create_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        else:
+            raise CurateError(f"unsupported database '{self.dialect}': use sqlite:///path.db or postgresql://...")
+        self._writer = self.engine.execution_options(curate_write=True)
+        try:
+            self._upgrade()
+        except OperationalError as exc:
+            self.engine.dispose()
+            raise CurateError(f"cannot open the review database {self.display_url}: {exc.orig}") from None
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    def _upgrade(self) -> None:
+        """Bring the schema to the newest Alembic revision (one migrator at a time)."""
+        config = Config()
+        config.set_main_option("script_location", "curate:migrations")
+        with self._writer.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    @contextmanager
+    def _session(self, write: bool = False) -> Iterator[Session]:
+        with Session(self._writer if write else self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    # --- projects, items, labelers -------------------------------------------------------------
+
+    def create_project(self, name: str, overlap: int = 2, mode: str = "rate") -> Project:
+        """A new project whose items each go to `overlap` labelers; `mode` is rate or compare."""
+        check_name(name, "project")
+        if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 1:
+            raise CurateError(f"overlap must be a whole number >= 1 (labelers per item), got {overlap!r}")
+        if mode not in MODES:
+            raise CurateError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        with self._session(write=True) as s:
+            if s.scalar(select(Project.id).where(Project.name == name)) is not None:
+                raise CurateError(f"project {name!r} already exists")
+            project = Project(name=name, overlap=overlap, mode=mode)
+            s.add(project)
+        return project
+
+    def projects(self) -> list[str]:
+        """Names of all projects, oldest first."""
+        with self._session() as s:
+            return list(s.scalars(select(Project.name).order_by(Project.id)))
+
+    def project(self, name: str) -> Project:
+        """The project called `name` (CurateError when there is none)."""
+        with self._session() as s:
+            return self._project(s, name)
+
+    def _project(self, s: Session, name: str) -> Project:
+        project = s.scalar(select(Project).where(Project.name == name))
+        if project is None:
+            raise CurateError(f"no project named {name!r}: create it with `curate review init --project NAME`")
+        return project
+
+    def import_items(self, project: str, rows: Iterable[dict[str, Any]]) -> int:
+        """Add prompts with their answers; returns the number of new answers.
+
+        A prompt already in the project gets only the answers it does not have yet, so
+        re-importing a file adds nothing and new model answers join their prompt's item.
+        """
+        items = []
+        for n, row in enumerate(rows, start=1):
+            try:
+                items.append(ReviewItem.model_validate(row))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                loc = ".".join(str(p) for p in first["loc"]) or "(row)"
+                raise CurateError(f"item {n}: field '{loc}': {first['msg']}") from None
+        added = 0
+        with self._session(write=True) as s:
+            pid = self._project(s, project).id
+            existing = {i.prompt: i for i in s.scalars(select(Item).where(Item.project_id == pid))}
+            for item in items:
+                row_item = existing.get(item.prompt)
+                if row_item is None:
+                    row_item = existing[item.prompt] = Item(project_id=pid, prompt=item.prompt, source=item.source)
+                    s.add(row_item)
+                    s.flush()
+                    have: dict[str, int] = {}
+                else:
+                    query = select(Answer.text, Answer.position).where(Answer.item_id == row_item.id)
+                    have = dict(s.execute(query).tuples().all())
+                models = item.models or [None] * len(item.answers)
+                for answer, model in zip(item.answers, models, strict=True):
+                    if answer in have:
+                        continue
+                    have[answer] = len(have)
+                    s.add(Answer(item_id=row_item.id, position=have[answer], text=answer, model=model))
+                    added += 1
+        return added
+
+    def add_labeler(self, name: str, role: str = "labeler") -> str:
+        """Create a labeler (or admin); returns their one-time password (only its bcrypt hash is stored)."""
+        check_name(name, "labeler")
+        if role not in ROLES:
+            raise CurateError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        password = secrets.token_urlsafe(12)
+        with self._session(write=True) as s:
+            if s.scalar(select(Labeler.id).where(Labeler.name == name)) is not None:
+                raise CurateError(f"labeler {name!r} already exists (give them a new password with --reset)")
+            s.add(Labeler(name=name, role=role, password_hash=self._hash(password), password_temporary=True))
+        return password
+
+    def reset_password(self, name: str) -> str:
+        """A new one-time password for an existing labeler."""
+        password = secrets.token_urlsafe(12)
+        with self._session(write=True) as s:
+            labeler = s.scalar(select(Labeler).where(Labeler.name == name))
+            if labeler is None:
+                raise CurateError(f"no labeler named {name!r}")
+            labeler.password_hash = self._hash(password)
+            labeler.password_temporary = True
+        return password
+
+    def set_password(self, labeler_id: int, password: str) -> None:
+        """Replace a labeler's password with one they chose (8-72 bytes)."""
+        if not isinstance(password, str) or not 8 <= len(password.encode()) <= 72:
+            raise CurateError("a password must be 8 to 72 bytes long")
+        with self._session(write=True) as s:
+            labeler = self._labeler(s, labeler_id)
+            labeler.password_hash = self._hash(password)
+            labeler.password_temporary = False
+
+    def _hash(self, password: str) -> str:
+        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=self.password_rounds)).decode()
+
+    def authenticate(self, name: str, password: str) -> Labeler:
+        """The labeler with this name and password, or AuthError saying what failed."""
+        with self._session() as s:
+            labeler = s.scalar(select(Labeler).where(Labeler.name == name))
+        if labeler is None:
+            raise AuthError(f"no labeler named {name!r}: ask an admin to add you (`curate review labeler add NAME`)")
+        if not labeler.active:
+            raise AuthError(f"labeler {name!r} is deactivated: ask an admin")
+        secret = password.encode() if isinstance(password, str) else b""
+        # bcrypt only reads 72 bytes (bcrypt 5 raises on more); no password we issue is that long.
+        if not secret or len(secret) > 72 or not bcrypt.checkpw(secret, labeler.password_hash.encode()):
+            raise AuthError(f"wrong password for {name!r}")
+        return labeler
+
+    def labelers(self) -> list[Labeler]:
+        """Every labeler and admin, oldest first."""
+        with self._session() as s:
+            return list(s.scalars(select(Labeler).order_by(Labeler.id)))
+
+    def _labeler(self, s: Session, labeler_id: int, lock: bool = False) -> Labeler:
+        query = select(Labeler).where(Labeler.id == labeler_id)
+        # Locking the labeler row serializes one labeler's own writes (two tabs) on PostgreSQL.
+        labeler = s.scalar(query.with_for_update() if lock else query)
+        if labeler is None:
+            raise CurateError(f"unknown labeler id {labeler_id!r}")
+        if not labeler.active:
+            raise CurateError(f"labeler {labeler.name!r} is deactivated")
+        return labeler
+
+    # --- assignment and tasks ------------------------------------------------------------------
+
+    @staticmethod
+    def _done(labeler_id: int) -> Any:
+        """SQL condition: this labeler has rated (current rating), skipped or flagged the answer."""
+        rated = exists().where(
+            Rating.answer_id == Answer.id, Rating.labeler_id == labeler_id, Rating.superseded_at.is_(None)
+        )
+        skipped = exists().where(Skip.answer_id == Answer.id, Skip.labeler_id == labeler_id)
+        flagged = exists().where(Flag.answer_id == Answer.id, Flag.labeler_id == labeler_id)
+        return rated | skipped | flagged
+
+    def _open_answers(self, s: Session, labeler_id: int, project_id: int, limit: int | None = None) -> list[Any]:
+        """(answer, item) rows still to do in this labeler's assigned items, queue order."""
+        query = (
+            select(Answer, Item)
+            .join(Item, Answer.item_id == Item.id)
+            .join(Assignment, and_(Assignment.item_id == Item.id, Assignment.labeler_id == labeler_id))
+            .where(Assignment.project_id == project_id, ~self._done(labeler_id))
+            .order_by(Assignment.id, Answer.position)
+            .limit(limit)
+        )
+        return list(s.execute(query).tuples())
+
+    def _claim(self, s: Session, labeler_id: int, project: Project, min_answers: int = 1) -> int | None:
+        """Assign the next item with a free slot that this labeler lacks; returns its id (None: none left)."""
+        mine = exists().where(Assignment.item_id == Item.id, Assignment.labeler_id == labeler_id)
+        n_answers = select(func.count(Answer.id)).where(Answer.item_id == Item.id).scalar_subquery()
+        query = (
+            select(Item)
+            .where(Item.project_id == project.id, Item.claims < project.overlap, ~mine, n_answers >= min_answers)
+            .order_by(Item.id)
+            .limit(1)
+            .with_for_update(skip_locked=True, of=Item)
+        )
+        # On PostgreSQL a row re-checked after a concurrent claim can drop out of a LIMIT 1
+        # SKIP LOCKED result although other items are free: look again before giving up.
+        for _ in range(3):
+            item = s.scalar(query)
+            if item is not None:
+                item.claims += 1
+                s.add(Assignment(project_id=project.id, item_id=item.id, labeler_id=labeler_id))
+                s.flush()
+                return item.id
+            if self.dialect != "postgresql":
+                break
+        return None
+
+    def next_rating_task(self, labeler_id: int, project: str) -> RatingTask | None:
+        """The next answer for this labeler to rate (claiming a new item when needed); None when all done."""
+        with self._session() as s:
+            proj = self._project(s, project)
+            self._labeler(s, labeler_id)
+            rows = self._open_answers(s, labeler_id, proj.id, limit=1)
+        if not rows:
+            with self._session(write=True) as s:
+                self._labeler(s, labeler_id, lock=True)
+                rows = self._open_answers(s, labeler_id, proj.id, limit=1)
+                if not rows and self._claim(s, labeler_id, proj) is not None:
+                    rows = self._open_answers(s, labeler_id, proj.id, limit=1)
+        if not rows:
+            return None
+        answer, item = rows[0]
+        with self._session() as s:
+            n_answers = s.scalar(select(func.count(Answer.id)).where(Answer.item_id == item.id)) or 0
+        return RatingTask(item.id, item.prompt, answer.id, answer.text, answer.position + 1, n_answers)
+
+    def next_compare_task(self, labeler_id: int, project: str) -> CompareTask | None:
+        """Two answers of one prompt for this labeler, at least one not yet rated by them, in random order.
+
+        Items with a single answer never come up here (they stay in rate mode). When only
+        one answer of an item is left, it is paired with one the labeler already rated,
+        whose new rating then supersedes the old one (the old one stays in the history).
+        """
+        with self._session() as s:
+            proj = self._project(s, project)
+            self._labeler(s, labeler_id)
+            task = self._compare_from_open(s, labeler_id, proj.id)
+        if task is None:
+            with self._session(write=True) as s:
+                self._labeler(s, labeler_id, lock=True)
+                task = self._compare_from_open(s, labeler_id, proj.id)
+                while task is None and self._claim(s, labeler_id, proj, min_answers=2) is not None:
+                    task = self._compare_from_open(s, labeler_id, proj.id)
+        return task
+
+    def _compare_from_open(self, s: Session, labeler_id: int, project_id: int) -> CompareTask | None:
+        open_by_item: dict[int, list[Answer]] = {}
+        items: dict[int, Item] = {}
+        for answer, item in self._open_answers(s, labeler_id, project_id):
+            open_by_item.setdefault(item.id, []).append(answer)
+            items[item.id] = item
+        for item_id, open_answers in open_by_item.items():
+            all_answers = list(s.scalars(select(Answer).where(Answer.item_id == item_id).order_by(Answer.position)))
+            if len(all_answers) < 2:
+                continue
+            first = open_answers[0]
+            second = open_answers[1] if len(open_answers) > 1 else next(a for a in all_answers if a.id != first.id)
+            pair = sorted([first, second], key=lambda a: a.position)
+            swapped = random.SystemRandom().random() < 0.5
+            left, right = (pair[1], pair[0]) if swapped else (pair[0], pair[1])
+            return CompareTask(item_id, items[item_id].prompt, left.id, left.text, right.id, right.text, swapped)
+        return None
+
+    def _assigned_answer(self, s: Session, labeler_id: int, answer_id: int) -> Answer:
+        """The answer, if it belongs to an item assigned to this labeler (else CurateError)."""
+        answer = s.get(Answer, answer_id) if isinstance(answer_id, int) else None
+        if answer is None:
+            raise CurateError(f"no answer with id {answer_id!r}")
+        assigned = s.scalar(
+            select(Assignment.id).where(Assignment.item_id == answer.item_id, Assignment.labeler_id == labeler_id)
+        )
+        if assigned is None:
+            raise CurateError(f"answer {answer_id} is not assigned to this labeler")
+        return answer
+
+    # --- writes --------------------------------------------------------------------------------
+
+    def _rate(
+        self,
+        s: Session,
+        labeler_id: int,
+        answer_id: int,
+        value: int,
+        comment: str | None,
+        seconds: float,
+        mode: str = "rate",
+        comparison_id: int | None = None,
+    ) -> int:
+        """Insert a rating; an earlier current rating of the same answer by this labeler is superseded."""
+        previous = s.scalar(
+            select(Rating).where(
+                Rating.labeler_id == labeler_id, Rating.answer_id == answer_id, Rating.superseded_at.is_(None)
+            )
+        )
+        if previous is not None:
+            previous.superseded_at = utcnow()
+            s.flush()  # free the "one current rating" slot before the new row takes it
+        rating = Rating(
+            labeler_id=labeler_id,
+            answer_id=answer_id,
+            value=value,
+            comment=comment,
+            seconds_spent=seconds,
+            mode=mode,
+            comparison_id=comparison_id,
+        )
+        s.add(rating)
+        s.flush()
+        if previous is not None:
+            previous.superseded_by_id = rating.id
+        return rating.id
+
+    def submit_rating(self, labeler_id: int, answer_id: int, rating: int, comment: str | None, seconds: float) -> int:
+        """Record a 1-10 rating (an edit keeps the old one as history); returns the new rating's id.
+
+        `comment` is stored verbatim (the app shows it as plain text); `seconds` is how long
+        the labeler looked at the answer.
+        """
+        value = check_rating(rating)
+        spent = _seconds(seconds)
+        if comment is not None and not isinstance(comment, str):
+            raise CurateError(f"a comment must be text, got {type(comment).__name__}")
+        if comment is not None and len(comment) > MAX_COMMENT:
+            raise CurateError(f"a comment can be at most {MAX_COMMENT} characters (got {len(comment)})")
+        with self._session(write=True) as s:
+            self._labeler(s, labeler_id, lock=True)
+            self._assigned_answer(s, labeler_id, answer_id)
+            return self._rate(s, labeler_id, answer_id, value, comment or None, spent)
+
+    def submit_comparison(
+        self, labeler_id: int, task: CompareTask, left_rating: int, right_rating: int, seconds: float
+    ) -> int:
+        """Record both ratings of a side-by-side comparison and the preference they imply; returns its id.
+
+        Each rating gets half of `seconds`, so time per rating adds up to time spent.
+        """
+        left, right = check_rating(left_rating), check_rating(right_rating)
+        spent = _seconds(seconds)
+        with self._session(write=True) as s:
+            self._labeler(s, labeler_id, lock=True)
+            for answer_id in (task.left_answer_id, task.right_answer_id):
+                if self._assigned_answer(s, labeler_id, answer_id).item_id != task.item_id:
+                    raise CurateError(f"answer {answer_id} does not belong to item {task.item_id}")
+            preferred = "left" if left > right else "right" if right > left else "tie"
+            comparison = Comparison(
+                labeler_id=labeler_id,
+                item_id=task.item_id,
+                left_answer_id=task.left_answer_id,
+                right_answer_id=task.right_answer_id,
+                swapped=task.swapped,
+                preferred=preferred,
+                seconds_spent=spent,
+            )
+            s.add(comparison)
+            s.flush()
+            for answer_id, value in ((task.left_answer_id, left), (task.right_answer_id, right)):
+                self._rate(s, labeler_id, answer_id, value, None, spent / 2, "compare", comparison.id)
+            return comparison.id
+
+    def skip(self, labeler_id: int, answer_id: int) -> None:
+        """Take an answer out of this labeler's queue without rating it."""
+        with self._session(write=True) as s:
+            self._labeler(s, labeler_id, lock=True)
+            self._assigned_answer(s, labeler_id, answer_id)
+            if s.scalar(select(Skip.id).where(Skip.labeler_id == labeler_id, Skip.answer_id == answer_id)) is None:
+                s.add(Skip(labeler_id=labeler_id, answer_id=answer_id))
+
+    def flag(self, labeler_id: int, answer_id: int, reason: str) -> None:
+        """Flag an answer for an admin (reason required); it leaves the queue and every export."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise CurateError("a flag needs a reason (e.g. 'prompt is unclear', 'unsafe answer')")
+        if len(reason) > MAX_REASON:
+            raise CurateError(f"a flag reason can be at most {MAX_REASON} characters (got {len(reason)})")
+        with self._session(write=True) as s:
+            self._labeler(s, labeler_id, lock=True)
+            self._assigned_answer(s, labeler_id, answer_id)
+            s.add(Flag(labeler_id=labeler_id, answer_id=answer_id, reason=reason.strip()))
+
+    # --- reads for the admin page and exports --------------------------------------------------
+
+    def progress(self, labeler_id: int, project: str) -> tuple[int, int]:
+        """(done, assigned) answers for this labeler: done = rated, skipped or flagged; assigned = done +
+        answers still waiting for them (in their items, or in items with a free slot they may claim)."""
+        with self._session() as s:
+            proj = self._project(s, project)
+            mine = exists().where(Assignment.item_id == Item.id, Assignment.labeler_id == labeler_id)
+            base = select(func.count(Answer.id)).join(Item, Answer.item_id == Item.id)
+            base = base.where(Item.project_id == proj.id)
+            done = s.scalar(base.where(mine, self._done(labeler_id))) or 0
+            claimed = s.scalar(base.where(mine)) or 0
+            free = s.scalar(base.where(~mine, Item.claims < proj.overlap)) or 0
+        return done, claimed + free
+
+    def ratings_frame(self, project: str, labeler_id: int | None = None, history: bool = False) -> pd.DataFrame:
+        """Current ratings of a project, one row each; `labeler_id` limits them to that labeler's own
+        (blind rating); `history` adds superseded ratings (with `superseded_at`, `superseded_by_id`)."""
+        with self._session() as s:
+            proj = self._project(s, project)
+            query = (
+                select(
+                    Rating.id.label("rating_id"),
+                    Item.id.label("item_id"),
+                    Answer.id.label("answer_id"),
+                    Item.prompt.label("prompt"),
+                    Answer.text.label("response"),
+                    Answer.model.label("model"),
+                    Labeler.id.label("labeler_id"),
+                    Labeler.name.label("labeler"),
+                    Rating.value.label("rating"),
+                    Rating.comment.label("comment"),
+                    Rating.seconds_spent.label("seconds"),
+                    Rating.mode.label("mode"),
+                    Rating.comparison_id.label("comparison_id"),
+                    Rating.created_at.label("created_at"),
+                    Rating.superseded_at.label("superseded_at"),
+                    Rating.superseded_by_id.label("superseded_by_id"),
+                )
+                .join(Answer, Rating.answer_id == Answer.id)
+                .join(Item, Answer.item_id == Item.id)
+                .join(Labeler, Rating.labeler_id == Labeler.id)
+                .where(Item.project_id == proj.id)
+                .order_by(Rating.id)
+            )
+            if labeler_id is not None:
+                query = query.where(Rating.labeler_id == labeler_id)
+            if not history:
+                query = query.where(Rating.superseded_at.is_(None))
+            result = s.execute(query)
+            frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+        return frame if history else frame.drop(columns=["superseded_at", "superseded_by_id"])
+
+    def flagged(self, project: str) -> pd.DataFrame:
+        """Every flag in a project: which answer, by whom, why, when."""
+        with self._session() as s:
+            proj = self._project(s, project)
+            query = (
+                select(
+                    Flag.id.label("flag_id"),
+                    Item.id.label("item_id"),
+                    Answer.id.label("answer_id"),
+                    Item.prompt.label("prompt"),
+                    Answer.text.label("response"),
+                    Answer.model.label("model"),
+                    Labeler.name.label("labeler"),
+                    Flag.reason.label("reason"),
+                    Flag.created_at.label("created_at"),
+                )
+                .join(Answer, Flag.answer_id == Answer.id)
+                .join(Item, Answer.item_id == Item.id)
+                .join(Labeler, Flag.labeler_id == Labeler.id)
+                .where(Item.project_id == proj.id)
+                .order_by(Flag.id)
+            )
+            result = s.execute(query)
+            return pd.DataFrame(result.all(), columns=list(result.keys()))
+
+    def labeler_stats(self, project: str) -> pd.DataFrame:
+        """Per labeler: done, assigned, time spent, pace, mean rating and bias (mean offset from the others).
+
+        Columns: labeler_id, labeler, role, done, assigned, ratings, seconds_total,
+        seconds_per_rating, ratings_per_hour, mean_rating, bias.
+        """
+        from curate.agreement import labeler_bias
+
+        ratings = self.ratings_frame(project)
+        bias = labeler_bias(ratings).set_index("labeler") if len(ratings) else pd.DataFrame()
+        rows = []
+        for labeler in self.labelers():
+            done, assigned = self.progress(labeler.id, project)
+            own = ratings[ratings.labeler_id == labeler.id]
+            if not done and own.empty and labeler.role == "admin":
+                continue
+            seconds = float(own.seconds.sum())
+            rows.append(
+                {
+                    "labeler_id": labeler.id,
+                    "labeler": labeler.name,
+                    "role": labeler.role,
+                    "done": done,
+                    "assigned": assigned,
+                    "ratings": len(own),
+                    "seconds_total": seconds,
+                    "seconds_per_rating": seconds / len(own) if len(own) else math.nan,
+                    "ratings_per_hour": len(own) * 3600 / seconds if seconds else math.nan,
+                    "mean_rating": float(own.rating.mean()) if len(own) else math.nan,
+                    "bias": float(bias.loc[labeler.name, "bias"]) if labeler.name in bias.index else math.nan,
+                }
+            )
+        columns = [
+            "labeler_id",
+            "labeler",
+            "role",
+            "done",
+            "assigned",
+            "ratings",
+            "seconds_total",
+            "seconds_per_rating",
+            "ratings_per_hour",
+            "mean_rating",
+            "bias",
+        ]
+        return pd.DataFrame(rows, columns=columns)
+
+    def rated_rows(self, project: str) -> list[dict[str, Any]]:
+        """Current ratings as rated records (prompt, response, rating, labeler, comment?, flag?) with ids."""
+        ratings = self.ratings_frame(project)
+        flags = self.flagged(project).groupby("answer_id")["reason"].agg(lambda r: "; ".join(dict.fromkeys(r)))
+        rows = []
+        for r in ratings.itertuples(index=False):
+            row: dict[str, Any] = {
+                "id": f"rating-{r.rating_id}",
+                "prompt": r.prompt,
+                "response": r.response,
+                "rating": int(r.rating),
+                "labeler": r.labeler,
+            }
+            if isinstance(r.comment, str) and r.comment:
+                row["comment"] = r.comment
+            if r.answer_id in flags.index:
+                row["flag"] = flags[r.answer_id]
+            rows.append(row)
+        return rows
+
+    def export(self, project: str, out: Path, kind: str, **rules: Any) -> Path:
+        """Write an export directory (like `curate build`) of `kind` sft | preference | reward | rated.
+
+        `rules`: min_rating, min_gap, margin_scale, min_ratings (see curate.ratings), test_size,
+        seed, quiet. The split is grouped by prompt, so no prompt straddles train and test.
+        """
+        from curate.ingest import Ingested
+        from curate.pipeline import build
+        from curate.recipe import recipe_from_dict
+        from curate.schema import Kind, validate_row
+
+        kinds = ("sft", "preference", "reward", "rated")
+        if kind not in kinds:
+            raise CurateError(f"unknown export kind {kind!r}: use one of {', '.join(kinds)}")
+        rating_keys = ("min_rating", "min_gap", "margin_scale", "min_ratings")
+        split_keys = ("test_size", "seed")
+        unknown = set(rules) - set(rating_keys) - set(split_keys) - {"quiet"}
+        if unknown:
+            raise CurateError(f"unknown export rule(s): {', '.join(sorted(unknown))}")
+        source = f"{self.display_url}#{project}"
+        records = [validate_row(Kind.rated, dict(row), source, i) for i, row in enumerate(self.rated_rows(project), 1)]
+        if not records:
+            raise CurateError(f"project {project!r} has no ratings yet: nothing to export")
+        recipe = recipe_from_dict(
+            {
+                "name": Path(out).name,
+                "inputs": [source],
+                "out": str(out),
+                "kind": "rated",
+                "derive": None if kind == "rated" else kind,
+                "ratings": {k: rules[k] for k in rating_keys if rules.get(k) is not None},
+                "split": {"group_by": "prompt", **{k: rules[k] for k in split_keys if rules.get(k) is not None}},
+            },
+            "export rules",
+        )
+        build(recipe, quiet=bool(rules.get("quiet", True)), ingested=Ingested(Kind.rated, records, [], len(records)))
+        return Path(out)
