@@ -1,0 +1,141 @@
+"""Run cards: run_card.json (machine-readable) and README.md (model card) in every run directory.
+
+A run card answers "what is this model and where did it come from": base model, quantization,
+LoRA config, hyperparameters, the export's content hash, metrics, hardware, tokens/s and peak
+memory. `train generate` and `train merge` read it back to find the base model and template.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from curate.errors import CurateError
+
+CARD = "run_card.json"
+VERSIONED = ("curatrain", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "bitsandbytes")
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the packages that shaped a run."""
+    found = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def hardware() -> dict[str, Any]:
+    """The machine a run used: CPU count, and the GPU's name, memory and compute capability."""
+    info: dict[str, Any] = {"platform": platform.platform(), "cpus": _cpu_count()}
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        info["gpu"] = props.name
+        info["gpu_count"] = torch.cuda.device_count()
+        info["gpu_memory_gb"] = round(props.total_memory / 2**30, 1)
+        info["compute_capability"] = ".".join(map(str, torch.cuda.get_device_capability(0)))
+    return info
+
+
+def _cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def reset_peak_memory() -> None:
+    """Start peak-memory accounting for this run (GPU allocator; the CPU figure is the process peak RSS)."""
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_memory() -> dict[str, Any]:
+    """Peak memory: GPU bytes allocated by torch when on a GPU, else the process's peak resident set."""
+    if torch.cuda.is_available():
+        return {
+            "device": "cuda",
+            "peak_allocated_gb": round(torch.cuda.max_memory_allocated() / 2**30, 3),
+            "peak_reserved_gb": round(torch.cuda.max_memory_reserved() / 2**30, 3),
+        }
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
+    return {"device": "cpu", "peak_rss_gb": round(rss_kb * scale / 2**30, 3)}
+
+
+def now() -> str:
+    """UTC timestamp for cards."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_run_card(run_dir: Path, card: dict[str, Any]) -> None:
+    """Write run_card.json and the model card README.md into the run directory."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    (run_dir / "README.md").write_text(model_card(card), encoding="utf-8")
+
+
+def read_run_card(run_dir: str | Path) -> dict[str, Any]:
+    """Load a run directory's run_card.json, with a clear error when it is not a finished run."""
+    path = Path(run_dir) / CARD
+    if not path.is_file():
+        raise CurateError(f"{run_dir}: not a train run directory (no {CARD}); train one with `train sft`")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def model_card(card: dict[str, Any]) -> str:
+    """A short Markdown model card built from the run card."""
+    data = card.get("data", {})
+    lines = [
+        "---",
+        f"base_model: {card.get('base_model')}",
+        "library_name: peft" if card.get("lora") else "library_name: transformers",
+        "tags: [curatrain, trl, " + str(card.get("verb", "train")) + "]",
+        "---",
+        "",
+        f"# {card.get('name', 'run')}",
+        "",
+        f"`train {card.get('verb')}` of **{card.get('base_model')}** on **{data.get('name')}** "
+        f"(`{data.get('source')}`, content hash `{data.get('content_hash')}`), {card.get('finished_at', '')}.",
+        "",
+        "## Training",
+        "",
+        f"- quantization: {card.get('quantization', {}).get('quantize', 'none')}",
+        f"- LoRA: {json.dumps(card.get('lora'))}" if card.get("lora") else "- full fine-tune (no LoRA)",
+        f"- hyperparameters: {json.dumps(card.get('hyperparameters', {}))}",
+        f"- hardware: {json.dumps(card.get('hardware', {}))}",
+        f"- tokens/s: {_fmt(card.get('throughput', {}).get('tokens_per_second'))} · "
+        f"peak memory: {json.dumps(card.get('peak_memory', {}))}",
+        "",
+        "## Metrics",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
+    lines += [f"| {key} | {_fmt(value)} |" for key, value in card.get("metrics", {}).items()]
+    samples = card.get("samples") or []
+    if samples:
+        lines += ["", "## Sample generations (test prompts)", ""]
+        for sample in samples:
+            lines += [
+                f"- prompt: `{sample['prompt']!r}`",
+                f"  - generated: `{sample['generated']!r}`",
+                f"  - reference: `{sample.get('reference')!r}`",
+            ]
+    lines += ["", f"Versions: {json.dumps(card.get('versions', {}))}", ""]
+    return "\n".join(lines)

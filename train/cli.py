@@ -1,0 +1,37 @@
+"""The `train` command line. Each verb lives in its own module under `train/`; errors are one red line."""
+
+from __future__ import annotations
+
+import typer
+
+from train.generate import generate_command
+from train.merge import merge_command
+from train.reward import reward_command
+from train.score import score_command
+from train.sft import sft_command
+
+app = typer.Typer(
+    name="train",
+    help="Fine-tune LLMs with LoRA / QLoRA on curate exports (TRL trainers + PEFT).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _train() -> None:
+    """Fine-tune LLMs with LoRA / QLoRA on curate exports (TRL trainers + PEFT)."""
+
+
+# Verbs: one line each.
+app.command("sft")(sft_command)
+app.command("merge")(merge_command)
+app.command("generate")(generate_command)
+app.command("reward")(reward_command)
+app.command("score")(score_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

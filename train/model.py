@@ -1,0 +1,181 @@
+"""Load a base model and tokenizer for training: resolve, quantize, add LoRA. Shared by every verb.
+
+`--model` is a hub id, a local directory, a `.gguf` file or an offline alias (`smollm2`). A
+GGUF-loaded model is marked quantized by transformers and refuses training and
+`save_pretrained`, so it is materialized once: its dequantized weights are copied into a model
+built from its config (without `quantization_config`) and saved to the model cache, which every
+later load reuses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from curate.errors import CurateError
+from curate.export import atomic_directory
+from curate.hub import ModelRef, resolve_model
+from train.config import LoraSection, MemorySection, ModelSection
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def cache_dir() -> Path:
+    """Where materialized models live: $CURATRAIN_CACHE/models, else ~/.cache/curatrain/models."""
+    root = os.environ.get("CURATRAIN_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "curatrain") / "models"
+
+
+def resolve_dtype(spec: str) -> torch.dtype:
+    """`auto` = bf16 on a GPU with compute capability >= 8, fp16 on older GPUs, fp32 on CPU."""
+    if spec != "auto":
+        return DTYPES[spec]
+    if not torch.cuda.is_available():
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.get_device_capability()[0] >= 8 else torch.float16
+
+
+def _gguf_key(ref: ModelRef) -> str:
+    assert ref.gguf_file is not None
+    file = Path(ref.path) / ref.gguf_file
+    stat = file.stat()
+    digest = hashlib.sha256(f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    return f"{Path(ref.gguf_file).stem}-{digest}"
+
+
+def materialize_gguf(ref: ModelRef) -> Path:
+    """Dequantize a GGUF model once into a plain transformers checkpoint in the cache; return its path."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    target = cache_dir() / _gguf_key(ref)
+    if (target / "config.json").is_file():
+        return target
+    try:
+        gguf_model = AutoModelForCausalLM.from_pretrained(ref.path, gguf_file=ref.gguf_file, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(ref.path, gguf_file=ref.gguf_file)
+    except (OSError, ValueError) as exc:
+        raise CurateError(f"cannot load GGUF {ref.path}/{ref.gguf_file}: {str(exc).splitlines()[0]}") from None
+    config = AutoConfig.for_model(
+        **{k: v for k, v in gguf_model.config.to_dict().items() if k != "quantization_config"}
+    )
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(gguf_model.state_dict())
+    plain.generation_config = gguf_model.generation_config
+
+    def fill(tmp: Path) -> None:
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    atomic_directory(target, fill)
+    return target
+
+
+def model_path(name: str) -> str:
+    """A path or hub id `from_pretrained` can load without `gguf_file=` (GGUF is materialized first)."""
+    ref = resolve_model(name)
+    if ref.gguf_file:
+        return str(materialize_gguf(ref))
+    local = Path(ref.path)
+    looks_local = local.is_absolute() or name.startswith((".", "~")) or local.exists() or name.count("/") > 1
+    if looks_local and not local.is_dir():
+        raise CurateError(f"--model {name}: no such model directory (give a hub id, a local directory or a .gguf file)")
+    return ref.path
+
+
+def load_tokenizer(name: str, padding_side: str = "right") -> Any:
+    """The model's tokenizer with a pad token (eos when it has none) and the given padding side."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_path(name))
+    except (OSError, ValueError) as exc:
+        raise CurateError(f"cannot load the tokenizer of '{name}': {str(exc).splitlines()[0]}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = padding_side
+    return tokenizer
+
+
+def quantization_config(memory: MemorySection) -> Any:
+    """BitsAndBytesConfig for `quantize: 4bit|8bit` (None for `none`); 4/8-bit need a CUDA GPU."""
+    if memory.quantize == "none":
+        return None
+    if not torch.cuda.is_available():
+        raise CurateError(
+            f"--quantize {memory.quantize}: bitsandbytes {memory.quantize} quantization needs a CUDA GPU and none "
+            "was found; use --quantize none on this machine"
+        )
+    from transformers import BitsAndBytesConfig
+
+    if memory.quantize == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=memory.quant_type,
+        bnb_4bit_use_double_quant=memory.double_quant,
+        bnb_4bit_compute_dtype=resolve_dtype(memory.compute_dtype),
+    )
+
+
+def load_model(model: ModelSection, memory: MemorySection, auto_class: Any = None, **kwargs: Any) -> Any:
+    """Load the base model (quantized when asked) ready for LoRA training.
+
+    `auto_class` defaults to AutoModelForCausalLM (reward models pass AutoModelForSequenceClassification
+    and `num_labels=1` in `kwargs`). Quantized models go through `prepare_model_for_kbit_training`.
+    """
+    from transformers import AutoModelForCausalLM
+
+    if not model.name:
+        raise CurateError("no model: pass --model NAME (hub id, local directory, .gguf file or 'smollm2')")
+    auto_class = auto_class or AutoModelForCausalLM
+    bnb = quantization_config(memory)
+    path = model_path(model.name)
+    load_kwargs: dict[str, Any] = {"dtype": resolve_dtype(model.dtype), "trust_remote_code": model.trust_remote_code}
+    if bnb is not None:
+        load_kwargs["quantization_config"] = bnb
+        # Quantized weights must live on the GPU; under accelerate/torchrun each process takes its own.
+        load_kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
+    try:
+        loaded = auto_class.from_pretrained(path, **load_kwargs, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise CurateError(f"cannot load model '{model.name}': {str(exc).splitlines()[0]}") from None
+    if bnb is not None:
+        from peft import prepare_model_for_kbit_training
+
+        loaded = prepare_model_for_kbit_training(
+            loaded,
+            use_gradient_checkpointing=memory.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+    if loaded.config.pad_token_id is None and loaded.config.eos_token_id is not None:
+        eos = loaded.config.eos_token_id
+        loaded.config.pad_token_id = eos[0] if isinstance(eos, list) else eos
+    return loaded
+
+
+def lora_config(lora: LoraSection, task_type: str = "CAUSAL_LM") -> Any:
+    """The PEFT LoraConfig (None when LoRA is off); pass it to a TRL trainer as `peft_config`."""
+    if not lora.enabled:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        bias=lora.bias,
+        task_type=task_type,
+        modules_to_save=lora.modules_to_save,
+    )
+
+
+def describe(model: Any) -> dict[str, Any]:
+    """Parameter counts and dtype of a (possibly PEFT-wrapped) model, for the run card."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"parameters": total, "trainable_parameters": trainable, "dtype": str(next(model.parameters()).dtype)}
