@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from curate.commands.build import build_command
+from curate.commands.lengths import lengths_command
 
 app = typer.Typer(
     name="curate",
@@ -22,6 +23,7 @@ def _curate() -> None:
 
 # Verbs: one line each, defined in curate/commands/<verb>.py.
 app.command("build")(build_command)
+app.command("lengths")(lengths_command)
 
 
 def main() -> None:

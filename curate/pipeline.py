@@ -19,6 +19,7 @@ from curate.schema import DEDUPE_FIELDS, Kind
 from curate.steps.base import BuildContext, Step
 from curate.steps.derive import Derive, output_kind
 from curate.steps.exact_dedupe import ExactDedupe
+from curate.steps.lengths import Lengths
 from curate.steps.normalize import Normalize
 from curate.steps.split import Split
 from curate.steps.template import Format
@@ -46,6 +47,9 @@ def build_steps(recipe: BuildRecipe, kind: Kind) -> list[Step]:
     steps.append(Split(recipe.split.test_size, recipe.split.seed, recipe.split.group_by))
     template = load_template(recipe.template) if recipe.template else None
     steps.append(Format(output_kind(recipe.derive, kind), template, recipe.format))
+    if recipe.lengths:
+        cfg = recipe.lengths
+        steps.append(Lengths(cfg.tokenizer, cfg.max_length, cfg.min_tokens, cfg.max_tokens))
     return steps
 
 

@@ -51,6 +51,15 @@ class RatingsConfig(_Section):
     min_ratings: int = Field(default=1, ge=1)
 
 
+class LengthsConfig(_Section):
+    """Token-length analysis of the formatted rows (curate/lengths.py); rows outside [min_tokens, max_tokens] are dropped."""
+
+    tokenizer: str = "smollm2"
+    max_length: int | None = Field(default=None, ge=1)  # cut to report truncation at (default: the recommended one)
+    min_tokens: int | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=1)
+
+
 class BuildRecipe(_Section):
     """Everything `curate build` needs; the same recipe and inputs give byte-identical data files."""
 
@@ -69,6 +78,7 @@ class BuildRecipe(_Section):
     split: SplitConfig = Field(default_factory=SplitConfig)
     derive: Literal["sft", "preference", "reward"] | None = None  # rated input -> this dataset
     ratings: RatingsConfig = Field(default_factory=RatingsConfig)
+    lengths: LengthsConfig | None = None  # token-length analysis after the template step
 
     @property
     def export_name(self) -> str:
@@ -109,6 +119,8 @@ def apply_overrides(recipe: BuildRecipe, overrides: dict[str, Any]) -> BuildReci
         node = data
         *parents, leaf = dotted.split(".")
         for part in parents:
-            node = node.setdefault(part, {})
+            if node.get(part) is None:  # setting a key of an absent optional section (e.g. lengths) enables it
+                node[part] = {}
+            node = node[part]
         node[leaf] = value
     return recipe_from_dict(data, "command line")

@@ -45,6 +45,12 @@ def print_summary(result: BuildResult) -> None:
     console.print(table)
     console.print(f"Export written to [bold]{result.out}[/]: {', '.join(manifest['files'])}")
     console.print(f"Columns: {', '.join(manifest['columns'])} · content hash {manifest['content_hash'][:23]}…")
+    lengths = manifest.get("lengths")
+    if lengths and lengths.get("stats"):
+        console.print(
+            f"Token lengths ({lengths['tokenizer']}): p99 {lengths['stats']['p99']:g}, max {lengths['stats']['max']} "
+            f"→ recommended max_length [bold]{lengths['recommended_max_length']}[/]"
+        )
 
 
 @user_errors
@@ -119,6 +125,15 @@ def build_command(
     margin_scale: Annotated[
         Optional[float], typer.Option(help="--derive preference: margin = rating gap x this (1.0).")
     ] = None,
+    tokenizer: Annotated[
+        Optional[str],
+        typer.Option(help="Token-length analysis with this tokenizer (smollm2 offline, or a hub id/path); enables it."),
+    ] = None,
+    max_length: Annotated[
+        Optional[int], typer.Option(help="Report how many rows/tokens this max_length truncates (default: p99 rule).")
+    ] = None,
+    min_tokens: Annotated[Optional[int], typer.Option(help="Drop formatted rows with fewer tokens than this.")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(help="Drop formatted rows with more tokens than this.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
     """Ingest, validate, normalize, dedupe, template and split; write an export directory.
@@ -152,6 +167,10 @@ def build_command(
         "ratings.min_rating": min_rating,
         "ratings.min_gap": min_gap,
         "ratings.margin_scale": margin_scale,
+        "lengths.tokenizer": tokenizer,
+        "lengths.max_length": max_length,
+        "lengths.min_tokens": min_tokens,
+        "lengths.max_tokens": max_tokens,
     }
     recipe = apply_overrides(recipe, overrides)
     result = build(recipe, quiet=quiet)

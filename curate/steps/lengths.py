@@ -1,0 +1,58 @@
+"""Build step: token lengths of the formatted rows with the target tokenizer; optional length filters."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from curate.lengths import analyze, cached_tokenizer, histogram_png, token_counts
+from curate.schema import Record
+from curate.steps.base import BuildContext, Step
+
+
+class Lengths(Step):
+    """Count tokens of each formatted row (after the template step), drop rows outside
+    [min_tokens, max_tokens] with the reason, and write the analysis of the kept rows to
+    `manifest["lengths"]`, `lengths.png` and a dataset-card section.
+    """
+
+    name: ClassVar[str] = "lengths"
+
+    def __init__(
+        self,
+        tokenizer: str,
+        max_length: int | None = None,
+        min_tokens: int | None = None,
+        max_tokens: int | None = None,
+    ):
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.min_tokens = min_tokens
+        self.max_tokens = max_tokens
+
+    def run(self, records: list[Record], ctx: BuildContext) -> list[Record]:
+        tok = cached_tokenizer(self.tokenizer)
+        counts = token_counts(
+            [r.data for r in records], tok, ctx.track, where=lambda i: f"{records[i].source} row {records[i].row}"
+        )
+        kept, kept_counts = [], []
+        for record, n in zip(records, counts, strict=True):
+            if self.min_tokens is not None and n < self.min_tokens:
+                ctx.drop(record, self.name, f"{n} tokens < min_tokens {self.min_tokens}")
+            elif self.max_tokens is not None and n > self.max_tokens:
+                ctx.drop(record, self.name, f"{n} tokens > max_tokens {self.max_tokens}")
+            else:
+                kept.append(record)
+                kept_counts.append(n)
+        if not kept_counts:
+            ctx.manifest["lengths"] = {"tokenizer": self.tokenizer, "stats": None, "recommended_max_length": None}
+            return kept
+        report = analyze(kept_counts, self.tokenizer, self.max_length)
+        ctx.manifest["lengths"] = {
+            **report.as_manifest(),
+            "min_tokens": self.min_tokens,
+            "max_tokens": self.max_tokens,
+            "dropped": len(records) - len(kept),
+        }
+        ctx.artifacts["lengths.png"] = histogram_png(kept_counts, report)
+        ctx.manifest.setdefault("card_sections", []).append(report.card_markdown())
+        return kept
