@@ -59,6 +59,7 @@ MODES = ("rate", "compare")
 MAX_COMMENT = 5000
 MAX_REASON = 1000
 _NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,100}$")  # any printable text, no control characters
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # Alembic scripts ship inside the package
 _MIGRATION_LOCK = 0x63757261  # pg_advisory_xact_lock key: one migrator at a time
 
 
@@ -147,15 +148,20 @@ def _seconds(value: Any) -> float:
     return seconds
 
 
-def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    # We issue BEGIN ourselves (see _sqlite_begin); pysqlite's own transaction handling is off.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout = 30000")
-    cursor.execute("PRAGMA journal_mode = WAL")
-    cursor.execute("PRAGMA foreign_keys = ON")
-    cursor.execute("PRAGMA synchronous = NORMAL")
-    cursor.close()
+def _sqlite_pragmas(busy_timeout: float) -> Any:
+    """A connect-event hook: WAL, busy timeout (ms), foreign keys on, and our own BEGIN."""
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # We issue BEGIN ourselves (see _sqlite_begin); pysqlite's own transaction handling is off.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    return on_connect
 
 
 def _sqlite_begin(conn: Any) -> None:
@@ -167,8 +173,11 @@ def _sqlite_begin(conn: Any) -> None:
 class ReviewStore:
     """All reads and writes of the review app and `curate review`, over one SQLAlchemy engine."""
 
-    def __init__(self, url: str, password_rounds: int = 12) -> None:
-        """Open (and create or upgrade to the latest schema) the store at `url`; a bare path means SQLite."""
+    def __init__(self, url: str, password_rounds: int = 12, busy_timeout: float = 30.0) -> None:
+        """Open (and create or upgrade to the latest schema) the store at `url`; a bare path means SQLite.
+
+        `busy_timeout`: seconds a SQLite writer waits for the lock before "database is locked" is raised.
+        """
         self.url = resolve_url(url)
         self.password_rounds = password_rounds
         try:
@@ -182,7 +191,7 @@ class ReviewStore:
                 raise CurateError("the review store needs a database file: use sqlite:///path/to/review.db")
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(self.url, pool_size=10, max_overflow=20, pool_timeout=60)
-            event.listen(self.engine, "connect", _sqlite_connect)
+            event.listen(self.engine, "connect", _sqlite_pragmas(busy_timeout))
             event.listen(self.engine, "begin", _sqlite_begin)
         elif self.dialect == "postgresql":
             self.engine = create_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
@@ -202,7 +211,7 @@ class ReviewStore:
     def _upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision (one migrator at a time)."""
         config = Config()
-        config.set_main_option("script_location", "curate:migrations")
+        config.set_main_option("script_location", str(MIGRATIONS))
         with self._writer.begin() as conn:
             if self.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
