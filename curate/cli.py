@@ -6,6 +6,7 @@ import typer
 
 from curate.commands.build import build_command
 from curate.commands.lengths import lengths_command
+from curate.commands.review import review_app
 
 app = typer.Typer(
     name="curate",
@@ -23,6 +24,7 @@ def _curate() -> None:
 
 # Verbs: one line each, defined in curate/commands/<verb>.py.
 app.command("build")(build_command)
+app.add_typer(review_app, name="review")
 app.command("lengths")(lengths_command)
 
 

@@ -17,6 +17,7 @@ their own work; only admin views (no labeler_id) see everyone's ratings.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -32,7 +33,7 @@ import bcrypt
 import pandas as pd
 from alembic import command
 from alembic.config import Config
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import Engine, and_, create_engine, event, exists, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -101,6 +102,17 @@ class ReviewItem(BaseModel):
     models: list[str | None] | None = None
     source: str | None = None
 
+    @field_validator("answers", "models", mode="before")
+    @classmethod
+    def _list_from_text(cls, value: Any) -> Any:
+        # CSV cells hold lists as JSON text: ["first answer", "second answer"]
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a JSON list: {exc}") from None
+        return value
+
     @model_validator(mode="after")
     def _models_match_answers(self) -> ReviewItem:
         if any(not a.strip() for a in self.answers):
@@ -117,6 +129,9 @@ def resolve_url(url: str | None = None) -> str:
         return f"sqlite:///{Path(url).expanduser().resolve()}"
     if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3 is the driver we ship
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and ":memory:" not in url:
+        # Relative to the cwd of whoever resolves it, so `serve` hands Streamlit an absolute path.
+        return f"sqlite:///{Path(url[len('sqlite:///') :]).resolve()}"
     return url
 
 

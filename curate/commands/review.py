@@ -1,0 +1,232 @@
+"""`curate review`: set up a rating project, add labelers, serve the Streamlit app, export ratings as datasets.
+
+The database is `--db URL` (sqlite:///path.db or postgresql://user@host/db), else
+$CURATRAIN_REVIEW_DB, else sqlite:///review.db in the current directory.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from pydantic import ValidationError
+from rich.progress import track
+from rich.table import Table
+
+from curate.agreement import krippendorff_alpha, pairwise_spearman
+from curate.commands.build import print_summary
+from curate.console import console, user_errors
+from curate.errors import CurateError, RowError
+from curate.export import read_manifest
+from curate.pipeline import BuildResult
+from curate.readers import read_rows
+from curate.store import ENV_DB, ReviewItem, ReviewStore, resolve_url
+
+review_app = typer.Typer(
+    help="Labelers rate answers 1-10 in a Streamlit app; ratings become SFT, preference and reward datasets.",
+    no_args_is_help=True,
+)
+labeler_app = typer.Typer(help="Add labelers and admins, or list them.", no_args_is_help=True)
+review_app.add_typer(labeler_app, name="labeler")
+
+Db = Annotated[
+    Optional[str],
+    typer.Option("--db", help=f"Database URL (sqlite:///path.db or postgresql://...); default ${ENV_DB} or review.db."),
+]
+ProjectName = Annotated[str, typer.Option("--project", "-p", help="Project name.")]
+
+
+def open_store(db: str | None) -> ReviewStore:
+    """The store at --db (or the default), created and migrated to the latest schema if needed."""
+    return ReviewStore(resolve_url(db))
+
+
+def read_items(path: str, quiet: bool = False) -> list[dict]:
+    """Validate every row of an items file (prompt, answers[, models, source]); errors name file, row, field."""
+    items = []
+    rows = read_rows([path])
+    for raw in rows if quiet else track(rows, description="reading items", console=console):
+        try:
+            item = ReviewItem.model_validate(raw.data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "(row)"
+            message = "missing required field" if first["type"] == "missing" else first["msg"]
+            if first["type"] == "extra_forbidden":
+                message = "unknown column: an item has prompt, answers, and optionally models and source"
+            raise RowError(raw.source, raw.row, field, message, raw.unit) from None
+        items.append(item.model_dump())
+    if not items:
+        raise CurateError(f"{path}: no items to import")
+    return items
+
+
+@review_app.command("init")
+@user_errors
+def init_command(
+    project: ProjectName,
+    db: Db = None,
+    overlap: Annotated[int, typer.Option(help="How many labelers rate each item (for agreement).")] = 2,
+    mode: Annotated[str, typer.Option(help="rate (one answer at a time) or compare (two side by side).")] = "rate",
+) -> None:
+    """Create the database (if needed) and a project.
+
+    Example: curate review init --db sqlite:///review.db --project qa --overlap 2
+    """
+    store = open_store(db)
+    store.create_project(project, overlap=overlap, mode=mode)
+    console.print(f"Project [bold]{project}[/] (overlap {overlap}, {mode}) in {store.display_url}")
+
+
+@review_app.command("import")
+@user_errors
+def import_command(
+    file: Annotated[
+        str, typer.Argument(help="JSONL, CSV or Parquet: prompt, answers (list; JSON text in CSV), models?")
+    ],
+    project: ProjectName,
+    db: Db = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Import prompts with 1..n candidate answers; re-importing adds only answers not there yet.
+
+    Example: curate review import data/qa/items.jsonl --project qa
+    """
+    items = read_items(file, quiet)
+    store = open_store(db)
+    added = store.import_items(project, items)
+    console.print(f"{len(items)} prompts read from {file}; {added} new answers added to [bold]{project}[/]")
+
+
+@labeler_app.command("add")
+@user_errors
+def labeler_add_command(
+    name: Annotated[str, typer.Argument(help="The labeler's login name.")],
+    db: Db = None,
+    admin: Annotated[bool, typer.Option("--admin", help="An admin sees everyone's ratings and the stats.")] = False,
+    reset: Annotated[bool, typer.Option("--reset", help="Give an existing labeler a new one-time password.")] = False,
+) -> None:
+    """Add a labeler (or admin) and print their one-time password; only its bcrypt hash is stored.
+
+    Example: curate review labeler add alice
+    """
+    store = open_store(db)
+    password = store.reset_password(name) if reset else store.add_labeler(name, "admin" if admin else "labeler")
+    console.print(f"{'Admin' if admin else 'Labeler'} [bold]{name}[/] - one-time password (shown only now):")
+    console.print(password, highlight=False, markup=False)
+
+
+@labeler_app.command("list")
+@user_errors
+def labeler_list_command(db: Db = None) -> None:
+    """List labelers and admins."""
+    table = Table("name", "role", "active", "created")
+    for labeler in open_store(db).labelers():
+        table.add_row(labeler.name, labeler.role, str(labeler.active), f"{labeler.created_at:%Y-%m-%d %H:%M}")
+    console.print(table)
+
+
+@review_app.command("serve")
+@user_errors
+def serve_command(
+    db: Db = None,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501,
+    host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
+) -> None:
+    """Start the review app (streamlit run review_app/app.py) on the database.
+
+    Example: curate review serve --db sqlite:///review.db --port 8501
+    """
+    url = resolve_url(db)
+    store = open_store(url)  # fail here, with a clear message, rather than inside the app
+    store.close()
+    spec = find_spec("review_app")
+    if spec is None or spec.origin is None:
+        raise CurateError("the review_app package is not installed next to curate")
+    app = Path(spec.origin).parent / "app.py"
+    os.environ[ENV_DB] = url
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", host, "--server.port", str(port)]
+    command += ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--", "--db", url]
+    console.print(f"Review app on http://{host}:{port} (database {store.display_url})")
+    sys.stdout.flush()
+    # Become Streamlit (no child process): stopping `curate review serve` stops the server.
+    os.execv(sys.executable, command)
+
+
+@review_app.command("export")
+@user_errors
+def export_command(
+    project: ProjectName,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Export directory to write (replaced atomically).")],
+    kind: Annotated[
+        str, typer.Option(help="sft (best answer per prompt) | preference (pairs) | reward (mean per answer) | rated.")
+    ] = "preference",
+    db: Db = None,
+    min_rating: Annotated[
+        Optional[float], typer.Option(help="sft: keep the best answer if its mean >= this (7).")
+    ] = None,
+    min_gap: Annotated[
+        Optional[float], typer.Option(help="preference: pair answers whose means differ by >= this (2).")
+    ] = None,
+    margin_scale: Annotated[Optional[float], typer.Option(help="preference: margin = rating gap x this (1.0).")] = None,
+    min_ratings: Annotated[Optional[int], typer.Option(help="Leave out answers with fewer ratings (1).")] = None,
+    test_size: Annotated[Optional[float], typer.Option(help="Fraction of prompts in the test split (0.2).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of the split (42).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
+) -> None:
+    """Write the project's current ratings as a dataset export (same layout as `curate build`).
+
+    Flagged answers are left out; the split is grouped by prompt. Rules: README "Review app".
+
+    Example: curate review export --project qa --kind preference --out out/qa-review-pairs
+    """
+    rules = {
+        "min_rating": min_rating,
+        "min_gap": min_gap,
+        "margin_scale": margin_scale,
+        "min_ratings": min_ratings,
+        "test_size": test_size,
+        "seed": seed,
+    }
+    path = open_store(db).export(project, out, kind, quiet=quiet, **rules)
+    if not quiet:
+        print_summary(BuildResult(path, read_manifest(path)))
+
+
+@review_app.command("stats")
+@user_errors
+def stats_command(project: ProjectName, db: Db = None) -> None:
+    """Progress, pace and bias per labeler, and inter-annotator agreement (the admin page, in the terminal)."""
+    store = open_store(db)
+    stats = store.labeler_stats(project)
+    table = Table("labeler", "done / assigned", "s / rating", "mean", "bias", title=f"project {project}")
+    for row in stats.itertuples(index=False):
+        table.add_row(
+            row.labeler,
+            f"{row.done} / {row.assigned}",
+            _fmt(row.seconds_per_rating),
+            _fmt(row.mean_rating),
+            _fmt(row.bias, signed=True),
+        )
+    console.print(table)
+    ratings = store.ratings_frame(project)
+    if len(ratings):
+        console.print(f"Krippendorff's alpha (ordinal): {_fmt(krippendorff_alpha(ratings), 3)}")
+        for row in pairwise_spearman(ratings).itertuples(index=False):
+            console.print(
+                f"Spearman {row.labeler_a} ~ {row.labeler_b}: {_fmt(row.spearman, 3)} ({row.n_common} shared)"
+            )
+    flagged = store.flagged(project)
+    if len(flagged):
+        console.print(f"{len(flagged)} flagged answer(s); see the admin page")
+
+
+def _fmt(value: float, digits: int = 2, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
