@@ -1,0 +1,203 @@
+"""`train reward`: TRL's loss is the formula, training separates a toy set, LoRA reward models reload with their head.
+
+Everything runs on a 2-layer Llama and a word-level tokenizer built in code (tests/train/reward_fixtures.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from reward_fixtures import build_export, save_tiny_base, tiny_tokenizer, toy_pairs, write_jsonl
+
+from curate.errors import CurateError
+from train.reward import RewardRecipe, build_trainer, pairwise_accuracy, rating_spearman, train_reward
+from train.score import TextFormat, load_reward_model, reward_input_ids, reward_scores
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny causal LM checkpoint on disk, loaded the way users load a hub model."""
+    return save_tiny_base(tmp_path_factory.mktemp("tiny-base"))
+
+
+def recipe_for(base: Path, data: Path | None = None, out: Path | None = None, **sections: dict) -> RewardRecipe:
+    """A CPU-sized reward recipe on the tiny base."""
+    raw: dict = {
+        "model": {"name": str(base)},
+        "dataset": {"path": str(data) if data else None},
+        "training": {"learning_rate": 5e-3, "batch_size": 8, "epochs": 4, "save_total_limit": 1},
+        "memory": {"gradient_checkpointing": False},
+        "logging": {"output_dir": str(out) if out else None, "logging_steps": 1},
+    }
+    for name, values in sections.items():
+        raw[name] = {**raw.get(name, {}), **values}
+    return RewardRecipe.model_validate(raw)
+
+
+def seq_cls_model(base: Path) -> tuple:
+    from transformers import AutoModelForSequenceClassification
+
+    from train.model import load_model, load_tokenizer
+
+    recipe = recipe_for(base)
+    model = load_model(recipe.model, recipe.memory, AutoModelForSequenceClassification, num_labels=1)
+    return model, load_tokenizer(str(base))
+
+
+@pytest.mark.parametrize(("use_margin", "center"), [(True, None), (False, None), (True, 0.01)])
+def test_trl_loss_is_the_pairwise_formula(tiny_base: Path, tmp_path: Path, use_margin: bool, center: float | None):
+    """RewardTrainer.compute_loss == -log σ(r_c − r_r − m).mean() + c·mean((r_c + r_r)²), rewards computed by us."""
+    from datasets import Dataset
+
+    model, tokenizer = seq_cls_model(tiny_base)
+    rows = toy_pairs(6, seed=1)
+    rows[0]["margin"], rows[1]["margin"] = 0.0, 3.0  # a zero and a large margin in the same batch
+    recipe = recipe_for(tiny_base, reward={"use_margin": use_margin, "center_rewards_coefficient": center})
+    trainer = build_trainer(model, tokenizer, recipe, Dataset.from_list(rows), None, tmp_path, 128)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(rows))])
+    assert ("margin" in batch) is use_margin
+    assert len({int(n) for n in batch["attention_mask"].sum(1)}) > 1  # rows of different lengths: padding in play
+
+    loss = trainer.compute_loss(trainer.model, batch)
+
+    answers = [(r["prompt"], r["chosen"]) for r in rows] + [(r["prompt"], r["rejected"]) for r in rows]
+    rewards = torch.tensor(reward_scores(trainer.model, tokenizer, answers, TextFormat(), batch_size=4))
+    chosen, rejected = rewards[: len(rows)], rewards[len(rows) :]
+    margin = torch.tensor([r["margin"] for r in rows]) if use_margin else torch.zeros(len(rows))
+    expected = -torch.nn.functional.logsigmoid(chosen - rejected - margin).mean()
+    if center is not None:
+        expected = expected + center * ((chosen + rejected) ** 2).mean()
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-5)
+    assert loss.item() > 0.05  # a random head: the loss is far from 0, so the comparison means something
+
+
+def test_scoring_tokenizes_like_the_trainer_for_chat_data(tiny_base: Path, tmp_path: Path):
+    """`train score` feeds the model the same ids RewardTrainer trained on, also for chat-formatted pairs."""
+    from datasets import Dataset
+
+    from train.reward import text_format_for, to_text_format
+
+    model, _ = seq_cls_model(tiny_base)
+    tokenizer = tiny_tokenizer(chat_template=True)
+    tokenizer.pad_token = tokenizer.eos_token
+    fmt = text_format_for({"template": {"name": None, "format": "prompt-completion"}}, tokenizer, chat_template=True)
+    assert fmt == TextFormat(None, "messages")
+    rows = toy_pairs(3, seed=2, margin=False)
+    dataset = to_text_format(Dataset.from_list(rows), fmt)
+    trainer = build_trainer(model, tokenizer, recipe_for(tiny_base), dataset, None, tmp_path, 128)
+    for row, prepared in zip(rows, trainer.train_dataset, strict=True):
+        assert reward_input_ids(tokenizer, row["prompt"], row["chosen"], fmt) == prepared["chosen_ids"]
+        assert reward_input_ids(tokenizer, row["prompt"], row["rejected"], fmt) == prepared["rejected_ids"]
+        assert prepared["chosen_ids"][0] == tokenizer.convert_tokens_to_ids("<|user|>")
+
+
+@pytest.fixture(scope="module")
+def toy_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real preference export (curate build) of 64 separable pairs with ratings, 25% test."""
+    return build_export(toy_pairs(64, seed=0), tmp_path_factory.mktemp("exports") / "toy-pairs")
+
+
+@pytest.fixture(scope="module")
+def lora_run(tiny_base: Path, toy_export: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A LoRA reward model trained for a few epochs on the toy export."""
+    out = tmp_path_factory.mktemp("runs") / "toy-reward"
+    return train_reward(recipe_for(tiny_base, toy_export, out), quiet=True)
+
+
+def test_reward_training_separates_the_toy_set(lora_run, toy_export: Path):
+    """A few LoRA epochs push test pairwise accuracy far above chance and rewards track the ratings."""
+    card = json.loads((lora_run.run_dir / "run_card.json").read_text())
+    losses = [point["loss"] for point in card["loss_curve"] if "loss" in point]
+    assert losses[-1] < losses[0]
+    assert card["metrics"]["test_pairs"] == 16
+    assert card["metrics"]["test_pairwise_accuracy"] >= 0.9
+    assert card["metrics"]["test_spearman_vs_mean_rating"] > 0.5
+    manifest = json.loads((toy_export / "manifest.json").read_text())
+    assert card["data"]["content_hash"] == manifest["content_hash"]
+    assert card["verb"] == "reward" and card["data"]["margin"] is True
+    assert card["throughput"]["train_tokens"] > 0
+
+
+def test_lora_reward_model_reloads_with_its_trained_head(lora_run, tiny_base: Path):
+    """The `score` head is saved with the adapter (modules_to_save): reloaded rewards equal the trained ones."""
+    from safetensors import safe_open
+
+    with safe_open(str(lora_run.run_dir / "adapter_model.safetensors"), "pt") as weights:
+        assert any(".score." in key for key in weights.keys())  # noqa: SIM118 (safe_open has no __iter__)
+    answers = [(r["prompt"], r["chosen"]) for r in toy_pairs(5, seed=9)]
+    trained = reward_scores(lora_run.model, lora_run.tokenizer, answers, lora_run.text_format)
+    model, tokenizer, fmt = load_reward_model(lora_run.run_dir)
+    assert reward_scores(model, tokenizer, answers, fmt) == pytest.approx(trained, abs=1e-5)
+    # Without the saved head the base's freshly initialised head would answer: different rewards.
+    fresh, fresh_tokenizer = seq_cls_model(tiny_base)
+    assert reward_scores(fresh, fresh_tokenizer, answers, fmt) != pytest.approx(trained, abs=1e-3)
+
+
+def test_batches_of_several_answers_are_padded_correctly(lora_run):
+    """The base tokenizer has no pad token; the run's has one, and batched rewards equal one-by-one rewards."""
+    assert tiny_tokenizer().pad_token is None
+    model, tokenizer, fmt = load_reward_model(lora_run.run_dir)
+    assert tokenizer.pad_token is not None and model.config.pad_token_id == tokenizer.pad_token_id
+    answers = [(r["prompt"], r["rejected"]) for r in toy_pairs(7, seed=3)]
+    assert len({len(reward_input_ids(tokenizer, p, a, fmt)) for p, a in answers}) > 1
+    one_by_one = reward_scores(model, tokenizer, answers, fmt, batch_size=1)
+    assert reward_scores(model, tokenizer, answers, fmt, batch_size=7) == pytest.approx(one_by_one, abs=1e-5)
+
+
+def test_full_fine_tune_saves_a_standalone_reward_model(tiny_base: Path, toy_export: Path, tmp_path: Path):
+    """`--full` trains every weight; the run directory holds a whole seq-cls model that reloads the same."""
+    recipe = recipe_for(tiny_base, toy_export, tmp_path / "full", lora={"enabled": False}, training={"max_steps": 3})
+    run = train_reward(recipe, quiet=True)
+    assert not (run.run_dir / "adapter_config.json").exists()
+    answers = [(r["prompt"], r["chosen"]) for r in toy_pairs(4, seed=5)]
+    trained = reward_scores(run.model, run.tokenizer, answers, run.text_format)
+    model, tokenizer, fmt = load_reward_model(run.run_dir)
+    assert reward_scores(model, tokenizer, answers, fmt) == pytest.approx(trained, abs=1e-5)
+
+
+def test_sft_export_is_refused_with_one_clear_error(tiny_base: Path, tmp_path: Path):
+    rows = [{"prompt": f"how do i make {t} ?", "response": "good"} for t in ("tea", "bread", "eggs", "rust")]
+    export = build_export(rows, tmp_path / "sft-export", kind="instruction")
+    with pytest.raises(CurateError, match=r"'instruction' export .* cannot train `train reward`.*preference"):
+        train_reward(recipe_for(tiny_base, export, tmp_path / "run"), quiet=True)
+
+
+def test_missing_rejected_column_is_one_clear_error(tiny_base: Path, tmp_path: Path):
+    data = write_jsonl([{"prompt": "how do i make tea ?", "chosen": "good"}], tmp_path / "pairs.jsonl")
+    with pytest.raises(CurateError, match=r"missing columns for `train reward`: it needs chosen\+rejected"):
+        train_reward(recipe_for(tiny_base, data, tmp_path / "run"), quiet=True)
+
+
+def test_pairwise_metrics():
+    assert pairwise_accuracy([2.0, 1.0, 0.0, 3.0], [1.0, 1.0, 1.0, -1.0]) == 0.5  # ties do not count
+    assert rating_spearman([0.1, 0.5, 0.9, 0.2], [2.0, 6.0, 9.0, 3.0]) == pytest.approx(1.0)
+    assert rating_spearman([0.1, 0.5], [2.0, 6.0]) is None  # too few answers to rank
+
+
+def test_dpo_with_peft_holds_no_second_model_copy(tiny_base: Path, tmp_path: Path):
+    """For DPO later: with a PEFT adapter, TRL's DPOTrainer uses the adapter-disabled base as reference.
+
+    trl 1.16 DPOTrainer.__init__ sets `self.ref_model = None` when the model is a PEFT model and no
+    ref_model is given; reference log-probs then come from the same weights with adapters disabled.
+    """
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM
+    from trl import DPOConfig, DPOTrainer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_base)
+    tokenizer = tiny_tokenizer()
+    tokenizer.pad_token = tokenizer.eos_token
+    args = DPOConfig(output_dir=str(tmp_path), bf16=False, report_to="none", max_steps=1, gradient_checkpointing=False)
+    trainer = DPOTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(toy_pairs(4, margin=False)),
+        processing_class=tokenizer,
+        peft_config=LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"),
+    )
+    assert trainer.ref_model is None
+    assert type(trainer.model).__name__ == "PeftModelForCausalLM"  # the reference is this model, adapters off

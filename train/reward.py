@@ -1,0 +1,427 @@
+"""`train reward`: a reward model from preference pairs (DESIGN.md workflow 3b) with TRL's RewardTrainer.
+
+The base model gets a sequence-classification head with one output (`score`), trained with LoRA or
+in full on the pairwise loss  -log σ(r_chosen − r_rejected − margin)  (InstructGPT; the margin from
+the rating gap, Llama-2 style), plus `center_rewards_coefficient · mean((r_chosen + r_rejected)²)`
+when set. TRL's RewardTrainer computes exactly that when the dataset has a `margin` column
+(tests/train/test_reward.py proves it on a hand-made batch).
+
+Traps handled here: the `score` head is in LoRA's `modules_to_save`, so a reloaded adapter keeps the
+trained head (without it the head is re-initialised at random on reload); the tokenizer and the
+model config get a pad token, or batches of more than one pair cannot be scored.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from pydantic import Field
+
+from curate.console import console, user_errors
+from curate.errors import CurateError
+from train.config import BaseRecipe, _Section
+from train.score import TextFormat, preference_row, reward_scores
+
+
+class RewardSection(_Section):
+    """Reward-model loss and evaluation."""
+
+    use_margin: bool = True  # subtract the export's `margin` column inside the sigmoid
+    center_rewards_coefficient: float | None = Field(default=None, ge=0.0)  # e.g. 0.01 (Eisenstein et al. 2023)
+    chat_template: bool = True  # render untemplated prompt/answer strings with the tokenizer's chat template
+    score_batch_size: int = Field(default=16, ge=1)  # batch size when scoring the test split for metrics
+
+
+class RewardRecipe(BaseRecipe):
+    """`train reward`: pairwise reward modelling with TRL's RewardTrainer."""
+
+    reward: RewardSection = Field(default_factory=RewardSection)
+
+
+@dataclass
+class RewardRun:
+    """What `train_reward` produced: the run directory, the trained model and its test metrics."""
+
+    run_dir: Path
+    model: Any
+    tokenizer: Any
+    text_format: TextFormat
+    metrics: dict[str, Any]
+
+
+def text_format_for(manifest: dict[str, Any], tokenizer: Any, chat_template: bool) -> TextFormat:
+    """How prompts and answers reach the model: the export's own format, or chat turns for plain strings.
+
+    An export written without a template holds bare question/answer strings, which TRL would glue
+    together as `prompt + answer`; an instruct model reads them better as one user and one assistant turn.
+    """
+    found = TextFormat.from_manifest(manifest)
+    if chat_template and found.template is None and found.format != "messages" and tokenizer.chat_template:
+        return TextFormat(None, "messages")
+    return found
+
+
+def to_text_format(dataset: Any, text_format: TextFormat) -> Any:
+    """Rewrite plain-string preference rows into the chosen format (a no-op when they already match)."""
+    first = dataset[0]
+    if text_format.format != "messages" or isinstance(first["chosen"], list):
+        return dataset
+
+    def convert(row: dict[str, Any]) -> dict[str, Any]:
+        chosen = preference_row(row["prompt"], row["chosen"], text_format)
+        rejected = preference_row(row["prompt"], row["rejected"], text_format)
+        return {"prompt": chosen["prompt"], "chosen": chosen["chosen"], "rejected": rejected["chosen"]}
+
+    return dataset.map(convert)
+
+
+def head_name(model: Any) -> str:
+    """Name of the classification head module (`score` on decoder LMs, `classifier` on encoders)."""
+    return "score" if hasattr(model, "score") else "classifier"
+
+
+def reward_peft_config(recipe: RewardRecipe, model: Any) -> Any:
+    """LoRA for sequence classification with the head in `modules_to_save` (saved with the adapter)."""
+    from train.model import lora_config
+
+    head = head_name(model)
+    lora = recipe.lora.model_copy(update={"modules_to_save": sorted({*(recipe.lora.modules_to_save or []), head})})
+    return lora_config(lora, task_type="SEQ_CLS")
+
+
+def reward_config(
+    recipe: RewardRecipe, output_dir: Path, has_eval: bool, max_length: int | None, quiet: bool = True
+) -> Any:
+    """TRL RewardConfig from the recipe: eval + save each epoch, keep the best by eval loss (as `train sft`)."""
+    import torch
+    from trl import RewardConfig
+
+    from train.model import resolve_dtype
+
+    t, m = recipe.training, recipe.memory
+    dtype = resolve_dtype(m.compute_dtype if m.quantize != "none" else recipe.model.dtype)
+    on_gpu = torch.cuda.is_available()
+    evaluate = has_eval and t.eval_each_epoch
+    keep_best = evaluate and t.save_each_epoch and t.keep_best
+    return RewardConfig(
+        output_dir=str(output_dir),
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_steps or t.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the steps
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.eval_batch_size or t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        optim=t.optim,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        seed=t.seed,
+        # Mixed precision only on a GPU (TRL defaults bf16=True); CPU runs stay fp32.
+        bf16=on_gpu and dtype == torch.bfloat16,
+        fp16=on_gpu and dtype == torch.float16,
+        gradient_checkpointing=m.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if m.gradient_checkpointing else None,
+        eval_strategy="epoch" if evaluate else "no",
+        save_strategy="epoch" if t.save_each_epoch else "no",
+        save_total_limit=t.save_total_limit,
+        load_best_model_at_end=keep_best,
+        metric_for_best_model="eval_loss" if keep_best else None,
+        greater_is_better=False if keep_best else None,
+        max_length=max_length,
+        center_rewards_coefficient=recipe.reward.center_rewards_coefficient,
+        logging_steps=recipe.logging.logging_steps,
+        report_to=recipe.logging.report_to,
+        push_to_hub=recipe.logging.push_to_hub,
+        hub_model_id=recipe.logging.hub_model_id,
+        disable_tqdm=quiet,
+        dataloader_pin_memory=on_gpu,
+    )
+
+
+def build_trainer(
+    model: Any,
+    tokenizer: Any,
+    recipe: RewardRecipe,
+    train: Any,
+    test: Any,
+    output_dir: Path,
+    max_length: int | None,
+    quiet: bool = True,
+) -> Any:
+    """A TRL RewardTrainer on (prompt, chosen, rejected[, margin]) splits; LoRA when the recipe asks."""
+    from transformers import PrinterCallback
+    from trl import RewardTrainer
+
+    if not recipe.reward.use_margin:
+        train = train.remove_columns([c for c in ("margin",) if c in train.column_names])
+        if test is not None:
+            test = test.remove_columns([c for c in ("margin",) if c in test.column_names])
+    args = reward_config(recipe, output_dir, test is not None, max_length, quiet)
+    trainer = RewardTrainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=test,
+        processing_class=tokenizer,
+        peft_config=reward_peft_config(recipe, model) if recipe.lora.enabled else None,
+    )
+    if quiet:  # with tqdm off, transformers prints every log dict instead
+        trainer.remove_callback(PrinterCallback)
+    if args.bf16 or args.fp16:
+        upcast_trainable(trainer.model)
+    return trainer
+
+
+def upcast_trainable(model: Any) -> None:
+    """Keep trainable weights (LoRA, the score head, or all of a full fine-tune) in fp32 under mixed precision.
+
+    Autocast still computes in bf16/fp16; a half-precision head loses small updates, and fp16 gradients
+    cannot be unscaled at all.
+    """
+    import torch
+
+    for param in model.parameters():
+        if param.requires_grad and param.dtype in (torch.float16, torch.bfloat16):
+            param.data = param.data.float()
+
+
+def pairwise_accuracy(chosen: list[float], rejected: list[float]) -> float:
+    """Fraction of pairs where the chosen answer's reward is strictly higher: mean(r_chosen > r_rejected)."""
+    if not chosen:
+        raise CurateError("no pairs to evaluate")
+    return sum(c > r for c, r in zip(chosen, rejected, strict=True)) / len(chosen)
+
+
+def rating_spearman(rewards: list[float], ratings: list[float]) -> float | None:
+    """Spearman rank correlation of rewards and mean human ratings (None with < 3 answers or no spread)."""
+    from scipy.stats import spearmanr
+
+    if len(rewards) < 3 or len(set(ratings)) < 2 or len(set(rewards)) < 2:
+        return None
+    return float(spearmanr(rewards, ratings).statistic)
+
+
+def evaluate_pairs(model: Any, tokenizer: Any, test: Any, text_format: TextFormat, batch_size: int) -> dict[str, Any]:
+    """Pairwise accuracy on the test pairs and, when the export carries ratings, Spearman vs mean ratings.
+
+    `test` holds the export's own rows (plain strings or turn lists); each distinct answer is scored once.
+    """
+    has_ratings = {"chosen_rating", "rejected_rating"} <= set(test.column_names)
+    answers: dict[str, tuple[Any, Any, float | None]] = {}  # json key -> (prompt, answer, mean rating)
+    pairs: list[tuple[str, str]] = []
+    for row in test:
+        keys = []
+        for side in ("chosen", "rejected"):
+            key = json.dumps([row["prompt"], row[side]])
+            answers[key] = (row["prompt"], row[side], row[f"{side}_rating"] if has_ratings else None)
+            keys.append(key)
+        pairs.append((keys[0], keys[1]))
+    keys = list(answers)
+    rewards = reward_scores(model, tokenizer, [answers[k][:2] for k in keys], text_format, batch_size)
+    score = dict(zip(keys, rewards, strict=True))
+    metrics: dict[str, Any] = {
+        "test_pairs": len(pairs),
+        "test_pairwise_accuracy": pairwise_accuracy([score[c] for c, _ in pairs], [score[r] for _, r in pairs]),
+        "test_mean_reward_gap": sum(score[c] - score[r] for c, r in pairs) / len(pairs),
+    }
+    if has_ratings:
+        rated = [k for k in keys if answers[k][2] is not None]
+        metrics["test_answers"] = len(rated)
+        metrics["test_spearman_vs_mean_rating"] = rating_spearman(
+            [score[k] for k in rated], [float(answers[k][2] or 0.0) for k in rated]
+        )
+    return metrics
+
+
+def train_reward(recipe: RewardRecipe, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> RewardRun:
+    """Train a reward model on `recipe.dataset.path`; write adapter (+ head) or model, tokenizer and run card."""
+    import time
+
+    from transformers import AutoModelForSequenceClassification
+
+    from train.card import hardware, now, peak_memory, reset_peak_memory, versions, write_run_card
+    from train.data import load_data
+    from train.model import describe, load_model, load_tokenizer, model_path
+    from train.sft import DEFAULT_MAX_LENGTH, loss_curve, prepare_run_dir
+
+    if not recipe.dataset.path:
+        raise CurateError("no training data: pass --data EXPORT_DIR (a preference export: prompt, chosen, rejected)")
+    if not recipe.model.name:
+        raise CurateError("no model: pass --model NAME (hub id, local directory, .gguf file or 'smollm2')")
+    data = load_data(recipe.dataset.path, "reward")
+    if "prompt" not in data.columns:
+        raise CurateError(f"{data.source}: `train reward` needs a `prompt` column beside chosen and rejected")
+    run_dir = Path(recipe.logging.output_dir or f"runs/{data.name}-reward")
+    checkpoint = prepare_run_dir(run_dir, resume, overwrite)
+    tokenizer = load_tokenizer(recipe.model.name, recipe.tokenizer.padding_side)
+    model = load_model(recipe.model, recipe.memory, AutoModelForSequenceClassification, num_labels=1)
+    text_format = text_format_for(data.manifest, tokenizer, recipe.reward.chat_template)
+    test = data.eval if data.eval is not None and len(data.eval) else None
+    max_length = recipe.tokenizer.max_length or data.recommended_max_length or DEFAULT_MAX_LENGTH
+    trainer = build_trainer(
+        model,
+        tokenizer,
+        recipe,
+        to_text_format(data.dataset["train"], text_format),
+        to_text_format(test, text_format) if test is not None else None,
+        run_dir,
+        max_length,
+        quiet,
+    )
+    reset_peak_memory()
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    seconds = time.perf_counter() - started
+    memory = peak_memory()
+    tokens = int(getattr(trainer, "_total_train_tokens", 0))  # TRL's count of chosen + rejected tokens (no padding)
+    trainer.save_model(str(run_dir))  # LoRA: adapter + the `score` head (modules_to_save); full: the whole model
+    if recipe.logging.push_to_hub:
+        trainer.push_to_hub()
+
+    metrics: dict[str, Any] = {"train_loss": result.training_loss, "global_step": result.global_step}
+    if test is not None:
+        metrics.update(trainer.evaluate())  # eval_loss, eval_accuracy (TRL's, on the same pairs)
+        metrics.update(evaluate_pairs(trainer.model, tokenizer, test, text_format, recipe.reward.score_batch_size))
+    if trainer.state.best_metric is not None:
+        metrics["best_eval_loss"] = trainer.state.best_metric
+        metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
+    card: dict[str, Any] = {
+        "name": run_dir.name,
+        "verb": "reward",
+        "base_model": recipe.model.name,
+        "base_model_path": model_path(recipe.model.name),
+        "head": "AutoModelForSequenceClassification, num_labels=1 (the reward)",
+        "data": {
+            "source": data.source,
+            "name": data.name,
+            "content_hash": data.content_hash,
+            "template": text_format.template,
+            "format": text_format.format,
+            "margin": recipe.reward.use_margin and "margin" in data.columns,
+            "rows": {split: len(rows) for split, rows in data.dataset.items()},
+        },
+        "quantization": recipe.memory.model_dump(),
+        "lora": recipe.lora.model_dump() if recipe.lora.enabled else None,
+        "model": describe(trainer.model),
+        "hyperparameters": {**recipe.training.model_dump(), **recipe.reward.model_dump(), "max_length": max_length},
+        "metrics": metrics,
+        "loss_curve": loss_curve(trainer.state.log_history),
+        "throughput": {"train_tokens": tokens, "seconds": round(seconds, 2), "tokens_per_second": tokens / seconds},
+        "peak_memory": memory,
+        "hardware": hardware(),
+        "versions": versions(),
+        "resumed_from": checkpoint,
+        "recipe": recipe.model_dump(mode="json"),
+        "finished_at": now(),
+    }
+    write_run_card(run_dir, card)
+    return RewardRun(run_dir, trainer.model, tokenizer, text_format, metrics)
+
+
+@user_errors
+def reward_command(
+    overrides: Annotated[
+        Optional[list[str]],
+        typer.Argument(
+            help="Recipe overrides KEY=VALUE, e.g. training.epochs=3 reward.use_margin=false.", show_default=False
+        ),
+    ] = None,
+    data: Annotated[
+        Optional[str], typer.Option("--data", "-d", help="Preference export (prompt, chosen, rejected[, margin]).")
+    ] = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option("--model", "-m", help="Hub id, local directory, .gguf file, or 'smollm2' (offline)."),
+    ] = None,
+    config: Annotated[
+        Optional[Path], typer.Option("--config", "-c", help="Recipe YAML (see recipes/qa-reward.yaml).")
+    ] = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Run directory (default runs/<data>-reward).")
+    ] = None,
+    epochs: Annotated[Optional[float], typer.Option(help="Training epochs.")] = None,
+    max_steps: Annotated[
+        Optional[int], typer.Option(help="Stop after this many optimizer steps (overrides epochs).")
+    ] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate.")] = None,
+    batch_size: Annotated[
+        Optional[int], typer.Option(help="Pairs per device batch (each pair is 2 sequences).")
+    ] = None,
+    grad_accum: Annotated[Optional[int], typer.Option(help="Gradient accumulation steps.")] = None,
+    max_length: Annotated[
+        Optional[int], typer.Option(help="Pairs with a longer chosen or rejected sequence are left out (TRL).")
+    ] = None,
+    margin: Annotated[
+        Optional[bool], typer.Option("--margin/--no-margin", help="Use the export's margin column in the loss.")
+    ] = None,
+    center_rewards: Annotated[
+        Optional[float], typer.Option(help="center_rewards_coefficient: pull rewards toward mean 0 (e.g. 0.01).")
+    ] = None,
+    lora: Annotated[Optional[bool], typer.Option("--lora/--full", help="LoRA adapter, or train every weight.")] = None,
+    quantize: Annotated[
+        Optional[str], typer.Option(help="4bit | 8bit | none (bitsandbytes; 4/8-bit need a CUDA GPU).")
+    ] = None,
+    lora_r: Annotated[Optional[int], typer.Option(help="LoRA rank.")] = None,
+    lora_alpha: Annotated[Optional[int], typer.Option(help="LoRA alpha.")] = None,
+    lora_dropout: Annotated[Optional[float], typer.Option(help="LoRA dropout.")] = None,
+    gradient_checkpointing: Annotated[
+        Optional[bool],
+        typer.Option("--gradient-checkpointing/--no-gradient-checkpointing", help="Trade compute for memory."),
+    ] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
+    report_to: Annotated[Optional[str], typer.Option(help="none | wandb | tensorboard.")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the last checkpoint in the run directory.")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run directory.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No recipe print-out or progress bars.")] = False,
+) -> None:
+    """Train a reward model on preference pairs with TRL's RewardTrainer (LoRA or full).
+
+    Loss: -log σ(r_chosen − r_rejected − margin), margin from the export's rating gap. Reports the
+    test split's pairwise accuracy and Spearman correlation with mean human ratings, and writes the
+    adapter (with its score head), tokenizer and run_card.json (with the export's content hash).
+
+    Examples:
+      train reward --config recipes/qa-reward.yaml
+      train reward --config recipes/qa-reward.yaml training.epochs=1 reward.center_rewards_coefficient=0.01
+      train reward --data out/qa-pairs --model smollm2 --no-margin
+    """
+    from train.config import load_recipe, parse_overrides, print_recipe
+
+    flags: dict[str, Any] = {
+        "dataset.path": data,
+        "model.name": model,
+        "logging.output_dir": str(out) if out else None,
+        "training.epochs": epochs,
+        "training.max_steps": max_steps,
+        "training.learning_rate": lr,
+        "training.batch_size": batch_size,
+        "training.gradient_accumulation_steps": grad_accum,
+        "training.seed": seed,
+        "tokenizer.max_length": max_length,
+        "reward.use_margin": margin,
+        "reward.center_rewards_coefficient": center_rewards,
+        "lora.enabled": lora,
+        "memory.quantize": quantize,
+        "memory.gradient_checkpointing": gradient_checkpointing,
+        "lora.r": lora_r,
+        "lora.alpha": lora_alpha,
+        "lora.dropout": lora_dropout,
+        "logging.report_to": report_to,
+    }
+    recipe = load_recipe(RewardRecipe, config, parse_overrides(overrides or []), flags)
+    if not quiet:
+        print_recipe(recipe, f"train reward · {config or 'command line'}")
+    run = train_reward(recipe, resume=resume, overwrite=overwrite, quiet=quiet)
+    if not quiet:
+        shown = {k: v for k, v in run.metrics.items() if k.startswith("test_") and isinstance(v, float)}
+        console.print(f"[bold]train reward[/] done: {' · '.join(f'{k} {v:.4f}' for k, v in shown.items())}")
+        console.print(
+            f"run written to [bold]{run.run_dir}[/] (adapter + score head, tokenizer, run_card.json, README.md)"
+        )

@@ -1,0 +1,225 @@
+"""`train score`: a reward per (prompt, answer) from a trained reward model.
+
+An answer is rendered and tokenized exactly as `train reward` saw a `chosen` answer during
+training (the export's template/format, then TRL RewardTrainer's tokenization), so a score
+here is the reward the model was trained to give. The output is the input rows plus a
+`reward` column, in the input's file type (JSONL, CSV or Parquet).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from curate.console import console, user_errors
+from curate.errors import CurateError
+
+SCORE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+
+
+@dataclass(frozen=True)
+class TextFormat:
+    """How the training export rendered prompt and answer: its template name and format (manifest["template"])."""
+
+    template: str | None = None
+    format: str = "prompt-completion"
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any] | None) -> TextFormat:
+        """The format an export was written in; plain prompt/answer strings when there is no manifest."""
+        section = (manifest or {}).get("template") or {}
+        return cls(section.get("name"), section.get("format") or "prompt-completion")
+
+
+def preference_row(prompt: str, answer: str, text_format: TextFormat) -> dict[str, Any]:
+    """The (prompt, chosen) row `curate build` would have written for this answer."""
+    from curate.schema import Kind
+    from curate.steps.template import Format
+    from curate.templates import load_template
+
+    template = load_template(text_format.template) if text_format.template else None
+    fmt = "messages" if text_format.format == "messages" else "prompt-completion"
+    return Format(Kind.preference, template, fmt).format({"prompt": prompt, "chosen": answer, "rejected": answer})
+
+
+def reward_input_ids(tokenizer: Any, prompt: Any, answer: Any, text_format: TextFormat) -> list[int]:
+    """Token ids of one answer as TRL's RewardTrainer builds `chosen_ids` (trl 1.16 `_prepare_dataset`).
+
+    `prompt`/`answer` are plain strings (rendered with `text_format`) or already turn lists (a messages export).
+    """
+    row = (
+        {"prompt": prompt, "chosen": answer}
+        if isinstance(answer, list)
+        else preference_row(prompt, answer, text_format)
+    )
+    if isinstance(row["chosen"], list):  # conversational: the chat template closes the turn, no extra EOS
+        messages = row["prompt"] + row["chosen"]
+        return list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+    text = row["prompt"] + row["chosen"]
+    if not text.endswith(tokenizer.eos_token):
+        text += tokenizer.eos_token
+    return list(tokenizer(text=text)["input_ids"])
+
+
+def reward_scores(
+    model: Any,
+    tokenizer: Any,
+    pairs: list[tuple[Any, Any]],
+    text_format: TextFormat,
+    batch_size: int = 16,
+    quiet: bool = True,
+) -> list[float]:
+    """Reward of each (prompt, answer), batched with right padding (the head reads the last non-pad token)."""
+    import torch
+    from rich.progress import track
+
+    if tokenizer.pad_token_id is None or model.config.pad_token_id is None:
+        raise CurateError("the reward model has no pad token: batches of more than one answer cannot be scored")
+    ids = [reward_input_ids(tokenizer, prompt, answer, text_format) for prompt, answer in pairs]
+    # Longest first, so a batch pads little and an out-of-memory shows at the first batch.
+    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    scores = [0.0] * len(ids)
+    device = next(model.parameters()).device
+    # A half-precision base with an fp32 head (as trained under mixed precision) needs autocast to run.
+    half = {p.dtype for p in model.parameters()} & {torch.float16, torch.bfloat16}
+    autocast = torch.autocast(device.type, dtype=half.pop()) if half else contextlib.nullcontext()
+    model.eval()
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    with torch.no_grad():
+        for batch in track(batches, description="scoring", disable=quiet, console=console):
+            width = max(len(ids[i]) for i in batch)
+            input_ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
+            attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):
+                input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
+                attention_mask[row, : len(ids[i])] = 1
+            with autocast:
+                logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).logits
+            for row, i in enumerate(batch):
+                scores[i] = float(logits[row, 0].float())
+    return scores
+
+
+def load_reward_model(run_dir: str | Path, dtype: str = "auto") -> tuple[Any, Any, TextFormat]:
+    """Reward model (base + LoRA adapter with its saved `score` head, or a full model), tokenizer, text format."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from train.card import read_run_card
+    from train.model import model_path, resolve_dtype
+
+    run_dir = Path(run_dir)
+    card = read_run_card(run_dir)
+    if card.get("verb") != "reward":
+        raise CurateError(
+            f"{run_dir}: a `train {card.get('verb')}` run, not a reward model; train one with `train reward`"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(run_dir)
+    load_kwargs = {"num_labels": 1, "dtype": resolve_dtype(dtype)}
+    if (run_dir / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        base_path = card.get("base_model_path") or ""
+        if not Path(base_path).exists():
+            base_path = model_path(card["base_model"])
+        base = AutoModelForSequenceClassification.from_pretrained(base_path, **load_kwargs)
+        model = PeftModel.from_pretrained(base, run_dir)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(run_dir, **load_kwargs)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if torch.cuda.is_available():
+        model.to("cuda")
+    data = card.get("data", {})
+    return model, tokenizer, TextFormat(data.get("template"), data.get("format") or "prompt-completion")
+
+
+def read_table(path: Path) -> Any:
+    """A JSONL/CSV/Parquet file as a pandas DataFrame (all columns kept, for writing back)."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise CurateError(f"--data {path}: no such file")
+    if path.suffix not in SCORE_SUFFIXES:
+        raise CurateError(f"--data {path}: unsupported file type '{path.suffix}' (use {', '.join(SCORE_SUFFIXES)})")
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        if path.suffix == ".csv":
+            return pd.read_csv(path, keep_default_na=False)
+        return pd.read_json(path, lines=path.suffix == ".jsonl", dtype=False)
+    except ValueError as exc:
+        raise CurateError(f"--data {path}: cannot read it ({str(exc).splitlines()[0]})") from None
+
+
+def write_table(frame: Any, path: Path) -> None:
+    """Write a DataFrame in the file type its suffix names."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    elif path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        lines = (json.dumps(row, ensure_ascii=False, default=str) for row in frame.to_dict(orient="records"))
+        path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+def score_file(
+    run_dir: Path,
+    data: Path,
+    out: Path,
+    prompt_column: str = "prompt",
+    answer_column: str = "response",
+    batch_size: int = 16,
+    quiet: bool = False,
+) -> Any:
+    """Score every (prompt, answer) row of `data` with the run's reward model; write rows + `reward` to `out`."""
+    frame = read_table(data)
+    for column in (prompt_column, answer_column):
+        if column not in frame.columns:
+            raise CurateError(
+                f"--data {data}: no '{column}' column (columns: {', '.join(map(str, frame.columns))}); "
+                "name the columns with --prompt-column / --answer-column"
+            )
+    if len(frame) == 0:
+        raise CurateError(f"--data {data}: the file holds no rows")
+    for i, (prompt, answer) in enumerate(zip(frame[prompt_column], frame[answer_column], strict=True)):
+        if not isinstance(prompt, str) or not isinstance(answer, str):
+            raise CurateError(f"--data {data} row {i + 1}: '{prompt_column}' and '{answer_column}' must be text")
+    model, tokenizer, text_format = load_reward_model(run_dir)
+    pairs = list(zip(frame[prompt_column], frame[answer_column], strict=True))
+    frame = frame.assign(reward=reward_scores(model, tokenizer, pairs, text_format, batch_size, quiet))
+    write_table(frame, out)
+    return frame
+
+
+@user_errors
+def score_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory from `train reward`.")],
+    data: Annotated[Path, typer.Option("--data", help="Answers to score: JSONL, CSV or Parquet with prompt + answer.")],
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Output file (default: DATA with a .scored suffix).")
+    ] = None,
+    prompt_column: Annotated[str, typer.Option(help="Column holding the question.")] = "prompt",
+    answer_column: Annotated[str, typer.Option(help="Column holding the answer to score.")] = "response",
+    batch_size: Annotated[int, typer.Option(min=1, help="Answers per forward pass.")] = 16,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Write a reward score per answer: the same rows plus a `reward` column (higher = better).
+
+    Example:
+      train score runs/qa-pairs-reward --data data/qa/ratings.jsonl --out out/qa-scored.jsonl
+    """
+    out = out or data.with_name(f"{data.stem}.scored{data.suffix}")
+    frame = score_file(run_dir, data, out, prompt_column, answer_column, batch_size, quiet)
+    rewards = frame["reward"]
+    console.print(
+        f"Scored {len(frame)} answers (reward min {rewards.min():.3f} · mean {rewards.mean():.3f} · "
+        f"max {rewards.max():.3f}) → [bold]{out}[/]"
+    )
