@@ -158,6 +158,21 @@ def test_full_fine_tune_saves_a_standalone_reward_model(tiny_base: Path, toy_exp
     assert reward_scores(model, tokenizer, answers, fmt) == pytest.approx(trained, abs=1e-5)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (mixed-precision path)")
+def test_mixed_precision_reward_run_reloads_on_gpu(tiny_base: Path, toy_export: Path, tmp_path: Path):
+    """On a GPU the base loads in half precision: the head trains in fp32 and the reloaded model agrees."""
+    run = train_reward(recipe_for(tiny_base, toy_export, tmp_path / "gpu"), quiet=True)
+    head = [p for n, p in run.model.named_parameters() if ".score." in n and p.requires_grad]
+    assert head and all(p.dtype == torch.float32 for p in head)
+    assert run.metrics["test_pairwise_accuracy"] >= 0.9
+    answers = [(r["prompt"], r["chosen"]) for r in toy_pairs(5, seed=9)]
+    trained = reward_scores(run.model, run.tokenizer, answers, run.text_format)
+    model, tokenizer, fmt = load_reward_model(run.run_dir)
+    assert next(model.parameters()).is_cuda
+    assert reward_scores(model, tokenizer, answers, fmt) == pytest.approx(trained, rel=0.05, abs=0.05)
+
+
 def test_sft_export_is_refused_with_one_clear_error(tiny_base: Path, tmp_path: Path):
     rows = [{"prompt": f"how do i make {t} ?", "response": "good"} for t in ("tea", "bread", "eggs", "rust")]
     export = build_export(rows, tmp_path / "sft-export", kind="instruction")
