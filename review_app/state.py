@@ -1,0 +1,94 @@
+"""Session plumbing shared by the pages: the cached store, the logged-in labeler, the chosen project."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import streamlit as st
+
+from curate.errors import CurateError
+from curate.store import ReviewStore
+
+DB_ENV = "CURATRAIN_REVIEW_DB"
+
+
+@dataclass(frozen=True)
+class User:
+    """The logged-in labeler as plain values (ORM objects must not outlive their DB session)."""
+
+    id: int
+    name: str
+    role: str
+    must_change_password: bool = False
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether this user may open the Admin page."""
+        return self.role == "admin"
+
+
+def db_url() -> str:
+    """The store URL: `-- --db URL` after `streamlit run app.py`, else $CURATRAIN_REVIEW_DB."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--db")
+    known, _ = parser.parse_known_args(sys.argv[1:])
+    url = known.db or os.environ.get(DB_ENV)
+    if not url:
+        raise CurateError(
+            f"no review database given: run `curate review serve --db URL` or set {DB_ENV}=sqlite:///path.db"
+        )
+    return str(url)
+
+
+@st.cache_resource(show_spinner=False)
+def _store_for(url: str) -> ReviewStore:
+    # One engine (and connection pool) per server process, shared by every browser session.
+    return ReviewStore(url)
+
+
+def store() -> ReviewStore:
+    """The process-wide store for this app's database."""
+    return _store_for(db_url())
+
+
+def user() -> User | None:
+    """The logged-in user of this browser session, if any."""
+    return st.session_state.get("user")
+
+
+def require_user() -> User:
+    """The logged-in user; stops the page (with a message) when there is none."""
+    current = user()
+    if current is None:
+        st.warning("Please log in first.")
+        st.stop()
+    return current
+
+
+def project() -> str | None:
+    """The project chosen in the sidebar."""
+    return st.session_state.get("project")
+
+
+def require_project() -> str:
+    """The chosen project; stops the page (with a message) when none exists yet."""
+    name = project()
+    if not name:
+        st.info("No project yet. An admin creates one with `curate review init` and `curate review import`.")
+        st.stop()
+    return name
+
+
+def start_clock(key: str) -> None:
+    """Remember when the current item was first shown, so its rating records how long the labeler looked."""
+    st.session_state[f"{key}_shown_at"] = time.monotonic()
+
+
+def seconds_since_shown(key: str) -> float:
+    """Seconds since `start_clock(key)`; 0.0 if the clock was never started."""
+    started = st.session_state.get(f"{key}_shown_at")
+    return 0.0 if started is None else max(0.0, time.monotonic() - started)

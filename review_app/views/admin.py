@@ -1,0 +1,151 @@
+"""Admin: progress and pace per labeler, rating distributions, agreement, bias, flagged items, exports."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from curate.agreement import krippendorff_alpha, labeler_bias, pairwise_spearman, zscore_calibrate
+from curate.errors import CurateError
+from curate.export import read_manifest
+from curate.ratings import RatingRules
+from review_app import state
+
+user = state.require_user()
+if not user.is_admin:
+    # Navigation never lists this page for labelers; this guards a direct URL as well (blind rating).
+    st.error("The admin page is for admins only.")
+    st.stop()
+project = state.require_project()
+store = state.store()
+
+st.title("Admin")
+st.text(f"Project: {project}")  # names are shown as text, like everything people typed
+stats = store.labeler_stats(project)
+ratings = store.ratings_frame(project)
+flagged = store.flagged(project)
+alpha = krippendorff_alpha(ratings) if len(ratings) else math.nan
+
+top = st.columns(4)
+top[0].metric("Ratings", len(ratings))
+top[1].metric("Labelers", int((stats["done"] > 0).sum()) if len(stats) else 0)
+top[2].metric(
+    "Krippendorff's alpha (ordinal)",
+    "n/a" if math.isnan(alpha) else f"{alpha:.3f}",
+    help="1 = perfect agreement, 0 = chance. Krippendorff: rely on data with alpha >= 0.8, "
+    "draw tentative conclusions at >= 0.667. n/a until two answers have two ratings each.",
+)
+top[3].metric("Flagged answers", flagged["answer_id"].nunique() if len(flagged) else 0)
+
+st.subheader("Progress and pace")
+if stats.empty:
+    st.info("No labelers yet: add them with `curate review labeler add NAME`.")
+else:
+    table = stats.assign(
+        progress=stats["done"] / stats["assigned"].where(stats["assigned"] > 0),
+        minutes=stats["seconds_total"] / 60,
+    )
+    st.dataframe(
+        table[
+            ["labeler", "done", "assigned", "progress", "minutes", "seconds_per_rating", "ratings_per_hour"]
+            + ["mean_rating", "bias"]
+        ],
+        hide_index=True,
+        column_config={
+            "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+            "minutes": st.column_config.NumberColumn("time spent (min)", format="%.1f"),
+            "seconds_per_rating": st.column_config.NumberColumn("s / rating", format="%.1f"),
+            "ratings_per_hour": st.column_config.NumberColumn("ratings / hour", format="%.0f"),
+            "mean_rating": st.column_config.NumberColumn("mean rating", format="%.2f"),
+            "bias": st.column_config.NumberColumn(
+                "bias", format="%+.2f", help="Mean offset from the other labelers on the same answers."
+            ),
+        },
+    )
+    pace_col, time_col = st.columns(2)
+    pace_col.caption("Seconds per rating")
+    pace_col.bar_chart(stats.set_index("labeler")["seconds_per_rating"], horizontal=True, height=220)
+    time_col.caption("Done vs. assigned")
+    time_col.bar_chart(stats.set_index("labeler")[["done", "assigned"]], horizontal=True, stack=False, height=220)
+
+st.subheader("Rating distributions")
+if ratings.empty:
+    st.info("No ratings yet.")
+else:
+    calibrate = st.toggle(
+        "z-score calibration",
+        help="Put every labeler's ratings on the pooled scale (rating - own mean) / own std, "
+        "so a harsh and a lenient labeler become comparable.",
+    )
+    shown = ratings
+    if calibrate:
+        calibrated = zscore_calibrate(ratings)
+        shown = calibrated.assign(rating=calibrated["calibrated"].round().astype(int))
+    counts = pd.crosstab(shown["rating"], shown["labeler"]).reindex(range(1, 11), fill_value=0)
+    counts.index.name = "rating"
+    dist_col, bias_col = st.columns([3, 2])
+    dist_col.caption("How often each labeler gave each rating" + (" (calibrated, rounded)" if calibrate else ""))
+    dist_col.bar_chart(counts, stack=False, height=280)
+    bias = labeler_bias(shown).set_index("labeler")["bias"]
+    bias_col.caption("Bias: mean offset from the others on shared answers" + (" (calibrated)" if calibrate else ""))
+    bias_col.bar_chart(bias, height=280)
+
+    st.subheader("Agreement")
+    spearman = pairwise_spearman(ratings)
+    if spearman.empty:
+        st.info("Agreement needs at least two labelers rating the same answers.")
+    else:
+        st.caption(
+            "Pairwise Spearman's rho over the answers both labelers rated "
+            "(empty below 3 shared answers). Per-labeler calibration does not change rho."
+        )
+        names = sorted(set(spearman["labeler_a"]) | set(spearman["labeler_b"]))
+        matrix = pd.DataFrame(1.0, index=names, columns=names)
+        for row in spearman.itertuples(index=False):
+            matrix.loc[row.labeler_a, row.labeler_b] = matrix.loc[row.labeler_b, row.labeler_a] = row.spearman
+        matrix_col, pairs_col = st.columns(2)
+        matrix_col.dataframe(
+            matrix.style.background_gradient(cmap="RdYlGn", vmin=-1, vmax=1).format("{:.2f}", na_rep="-")
+        )
+        pairs_col.dataframe(
+            spearman, hide_index=True, column_config={"spearman": st.column_config.NumberColumn(format="%.3f")}
+        )
+
+st.subheader("Flagged items")
+if flagged.empty:
+    st.caption("Nothing flagged.")
+else:
+    # st.dataframe shows cells as plain text: prompts, answers and reasons are never rendered as HTML.
+    st.dataframe(flagged[["prompt", "response", "model", "labeler", "reason", "created_at"]], hide_index=True)
+
+st.subheader("Export")
+st.caption("Writes an export directory like `curate build` (flagged answers left out; split grouped by prompt).")
+defaults = RatingRules()
+with st.form("export"):
+    out_root = st.text_input("Directory for exports", value=str(Path("out") / "review"), key="export_root")
+    min_col, gap_col = st.columns(2)
+    min_rating = min_col.number_input("SFT: min mean rating", 1.0, 10.0, defaults.min_rating, 0.5)
+    min_gap = gap_col.number_input("Preference: min rating gap", 0.0, 9.0, defaults.min_gap, 0.5)
+    buttons = st.columns(3)
+    kinds = {
+        "sft": buttons[0].form_submit_button("Export SFT set"),
+        "preference": buttons[1].form_submit_button("Export preference pairs"),
+        "reward": buttons[2].form_submit_button("Export reward data"),
+    }
+for kind, pressed in kinds.items():
+    if pressed:
+        # The project name may hold any printable character; keep the folder name to safe ones.
+        out = Path(out_root).expanduser().resolve() / re.sub(r"[^\w.-]+", "_", f"{project}-{kind}")
+        try:
+            with st.spinner(f"Writing the {kind} export..."):
+                path = store.export(project, out, kind, min_rating=min_rating, min_gap=min_gap)
+        except CurateError as exc:
+            st.error(str(exc))
+        else:
+            splits = read_manifest(path).get("counts", {}).get("splits", {})
+            rows = ", ".join(f"{name} {n} rows" for name, n in splits.items())
+            st.success(f"Wrote {path} ({rows})")

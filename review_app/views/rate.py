@@ -1,0 +1,84 @@
+"""Rate mode: one prompt and one answer at a time, rated 1-10; the next item follows immediately."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from curate.errors import CurateError
+from review_app import state
+from review_app.widgets import SCALE_HELP, plain_text, progress_bar, scale_legend
+
+user = state.require_user()
+project = state.require_project()
+store = state.store()
+
+
+def _next_item(notice: str) -> None:
+    """Drop the current item so the rerun fetches the next one, and say what happened to this one."""
+    st.session_state.pop("rate_task", None)
+    st.session_state["rate_notice"] = notice
+    st.rerun()
+
+
+st.title("Rate")
+done, assigned = store.progress(user.id, project)
+progress_bar(done, assigned)
+if notice := st.session_state.pop("rate_notice", None):
+    st.success(notice)
+
+task = st.session_state.get("rate_task")
+if task is None or st.session_state.get("rate_task_project") != project:
+    task = store.next_rating_task(user.id, project)
+    st.session_state["rate_task"] = task
+    st.session_state["rate_task_project"] = project
+    state.start_clock("rate")
+if task is None:
+    st.info("Nothing left to rate in this project. Thank you!")
+    st.stop()
+
+plain_text(task.prompt, label="Prompt")
+plain_text(task.answer, label="Answer")
+scale_legend()
+
+with st.form(f"rate-{task.answer_id}"):
+    rating = st.number_input(
+        "Rating (1-10)",
+        min_value=1,
+        max_value=10,
+        value=None,
+        step=1,
+        placeholder="type 1-10 (arrow keys work), Enter submits",
+        help=SCALE_HELP,
+        required=True,
+        key=f"rating-{task.answer_id}",
+    )
+    comment = st.text_input("Comment (optional)", key=f"comment-{task.answer_id}")
+    submitted = st.form_submit_button("Submit", type="primary")
+
+skip_col, flag_col = st.columns([1, 3])
+skipped = skip_col.button("Skip", help="Not sure? Skip it; it may come back later or go to someone else.")
+with flag_col.expander("Flag this item"), st.form(f"flag-{task.answer_id}"):
+    reason = st.text_input(
+        "Reason", placeholder="e.g. prompt is unclear, offensive, duplicate", key=f"flag-reason-{task.answer_id}"
+    )
+    flagged = st.form_submit_button("Flag")
+
+try:
+    if submitted:
+        if rating is None:
+            st.error("Choose a rating from 1 to 10 before submitting.")
+        else:
+            seconds = state.seconds_since_shown("rate")
+            store.submit_rating(user.id, task.answer_id, int(rating), comment.strip() or None, seconds)
+            _next_item(f"Saved your rating {int(rating)}. Here is the next answer.")
+    elif skipped:
+        store.skip(user.id, task.answer_id)
+        _next_item("Skipped. Here is the next answer.")
+    elif flagged:
+        if not reason.strip():
+            st.error("Say why you flag this item (a few words are enough).")
+        else:
+            store.flag(user.id, task.answer_id, reason.strip())
+            _next_item("Flagged for an admin. Here is the next answer.")
+except CurateError as exc:
+    st.error(str(exc))

@@ -1,0 +1,36 @@
+"""Small display pieces the pages share. Untrusted text (prompts, answers, comments) only goes through here."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+# The scale's anchors, shown next to every rating input so labelers share one meaning of each number.
+SCALE_ANCHORS = {1: "terrible", 3: "poor", 5: "mediocre", 7: "good", 10: "great"}
+SCALE_HELP = " · ".join(f"{value} = {word}" for value, word in SCALE_ANCHORS.items())
+
+
+def plain_text(body: str, *, label: str | None = None) -> None:
+    """Show model output or a comment as literal text: st.text never parses Markdown or HTML."""
+    if label:
+        st.caption(label)
+    with st.container(border=True):
+        st.text(body, width="stretch")
+
+
+def scale_legend() -> None:
+    """The 1-10 scale with its anchors."""
+    st.caption(f"Scale 1-10: {SCALE_HELP}")
+
+
+def progress_bar(done: int, assigned: int) -> None:
+    """Done / assigned, always at the top of a labeling page."""
+    fraction = done / assigned if assigned else 0.0
+    st.progress(min(1.0, fraction), text=f"Progress: {done} / {assigned} done")
+
+
+def preference_label(rating_a: int, rating_b: int) -> str:
+    """What two side-by-side ratings say, in the store's terms: the higher one is preferred, equal is a tie."""
+    if rating_a == rating_b:
+        return "tie"
+    winner, gap = ("A", rating_a - rating_b) if rating_a > rating_b else ("B", rating_b - rating_a)
+    return f"{winner} preferred by {gap} point{'s' if gap > 1 else ''}"

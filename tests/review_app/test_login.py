@@ -1,0 +1,57 @@
+"""Login through the app's form: good password, wrong password, unknown name, first-login password change."""
+
+from __future__ import annotations
+
+from review_harness import APP, Review, choose_password, login
+from streamlit.testing.v1 import AppTest
+
+
+def _page_titles(at: AppTest) -> list[str]:
+    return [t.value for t in at.title]
+
+
+def test_good_password_then_own_password_opens_rate_page(review: Review) -> None:
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    assert _page_titles(at) == ["curatrain review"]
+    login(at, "ann", review.passwords["ann"])
+    assert not at.exception
+    assert _page_titles(at) == ["Choose your password"], "a one-time password must be replaced first"
+
+    choose_password(at, "ann-chose-this")
+    assert not at.exception
+    assert _page_titles(at) == ["Rate"]
+    assert at.sidebar.text[0].value == "Logged in as ann (labeler)"
+    # The new password works and the one-time password no longer does.
+    assert review.store.authenticate("ann", "ann-chose-this").name == "ann"
+    fresh = login(AppTest.from_file(str(APP), default_timeout=30).run(), "ann", review.passwords["ann"])
+    assert [e.value for e in fresh.error] == ["wrong password for 'ann'"]
+
+
+def test_wrong_password_and_unknown_name_show_a_clear_message(review: Review) -> None:
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    login(at, "ann", "not-her-password")
+    assert [e.value for e in at.error] == ["wrong password for 'ann'"]
+    assert _page_titles(at) == ["curatrain review"]
+    assert "user" not in at.session_state
+
+    login(at, "mallory'; DROP TABLE labelers; --", "x")
+    assert len(at.error) == 1 and "no labeler named" in at.error[0].value
+    assert review.store.authenticate("ben", review.passwords["ben"]).name == "ben"  # table still there
+
+
+def test_password_mismatch_is_rejected(review: Review) -> None:
+    at = login(AppTest.from_file(str(APP), default_timeout=30).run(), "ben", review.passwords["ben"])
+    at.text_input(key="new_password").input("first-choice")
+    at.text_input(key="new_password_again").input("second-choice")
+    at.button[0].click()
+    at.run()
+    assert [e.value for e in at.error] == ["The two passwords differ; type the same one twice."]
+    choose_password(at, "short")
+    assert [e.value for e in at.error] == ["a password must be 8 to 72 bytes long"]
+    assert _page_titles(at) == ["Choose your password"]
+
+
+def test_without_a_database_the_app_says_how_to_give_one(review: Review, monkeypatch) -> None:
+    monkeypatch.delenv("CURATRAIN_REVIEW_DB")
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    assert len(at.error) == 1 and "curate review serve --db URL" in at.error[0].value
