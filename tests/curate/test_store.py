@@ -80,6 +80,19 @@ def test_schema_is_migrated_to_head_and_reopening_keeps_data(db_url: str) -> Non
     again.close()
 
 
+def test_migrations_match_the_models(db_url: str) -> None:
+    """The Alembic revisions build exactly the schema the ORM models describe (no pending autogenerate diff)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from curate.store_models import Base
+
+    store = open_store(db_url)
+    with store.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    store.close()
+
+
 def test_projects_and_import(store: ReviewStore) -> None:
     assert store.import_items("qa", ITEMS) == 0  # re-import adds nothing
     assert store.import_items("qa", [{"prompt": "question 0?", "answers": ["answer 0a", "answer 0c"]}]) == 1
