@@ -383,9 +383,11 @@ def reward_command(
 ) -> None:
     """Train a reward model on preference pairs with TRL's RewardTrainer (LoRA or full).
 
-    Loss: -log σ(r_chosen − r_rejected − margin), margin from the export's rating gap. Reports the
-    test split's pairwise accuracy and Spearman correlation with mean human ratings, and writes the
-    adapter (with its score head), tokenizer and run_card.json (with the export's content hash).
+    Loss: -log σ(r_chosen − r_rejected − margin), the margin taken from the export's rating gap.
+
+    Reports test pairwise accuracy and Spearman correlation with mean human ratings.
+
+    Writes the adapter (with its score head), tokenizer and run_card.json (with the export's content hash).
 
     Examples:
       train reward --config recipes/qa-reward.yaml
