@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from curate.commands.build import build_command
+from curate.commands.dedupe import dedupe_command
 from curate.commands.lengths import lengths_command
 from curate.commands.review import review_app
 
@@ -26,6 +27,7 @@ def _curate() -> None:
 app.command("build")(build_command)
 app.add_typer(review_app, name="review")
 app.command("lengths")(lengths_command)
+app.command("dedupe")(dedupe_command)
 
 
 def main() -> None:

@@ -17,10 +17,12 @@ from curate.ratings import RatingRules
 from curate.recipe import BuildRecipe
 from curate.schema import DEDUPE_FIELDS, Kind
 from curate.steps.base import BuildContext, Step
+from curate.steps.cross_split import CrossSplitCheck
 from curate.steps.derive import Derive, output_kind
 from curate.steps.exact_dedupe import ExactDedupe
 from curate.steps.lengths import Lengths
 from curate.steps.normalize import Normalize
+from curate.steps.semantic_dedupe import SEMANTIC_FIELDS, SemanticDedupe
 from curate.steps.split import Split
 from curate.steps.template import Format
 from curate.templates import load_template
@@ -42,9 +44,16 @@ def build_steps(recipe: BuildRecipe, kind: Kind) -> list[Step]:
     if recipe.dedupe.exact:
         fields = tuple(recipe.dedupe.fields or DEDUPE_FIELDS[kind])
         steps.append(ExactDedupe(fields, recipe.normalize.lowercase_match))
+    semantic = recipe.dedupe.semantic
+    if semantic:
+        sem_fields = tuple(semantic.fields or SEMANTIC_FIELDS[kind])
+        sem_args = (sem_fields, semantic.threshold, semantic.embedder, semantic.index, semantic.device)
+        steps.append(SemanticDedupe(*sem_args))
     if recipe.derive:
         steps.append(Derive(recipe.derive, RatingRules(**recipe.ratings.model_dump())))
     steps.append(Split(recipe.split.test_size, recipe.split.seed, recipe.split.group_by))
+    if semantic and semantic.cross_split != "off" and not recipe.derive:  # derived rows have other fields
+        steps.append(CrossSplitCheck(*sem_args, semantic.cross_split, recipe.split.group_by))
     template = load_template(recipe.template) if recipe.template else None
     steps.append(Format(output_kind(recipe.derive, kind), template, recipe.format))
     if recipe.lengths:

@@ -27,11 +27,28 @@ class NormalizeConfig(_Section):
     lowercase_match: bool = False  # compare case-insensitively; stored text keeps its case
 
 
+class SemanticDedupeConfig(_Section):
+    """Near-duplicate removal by embedding similarity (keep rule in curate/dedupe.py).
+
+    Rows are visited in input order; a row is dropped if the cosine similarity of its `fields`'
+    embedding to an already kept row is >= `threshold`. The threshold is a hyperparameter to tune
+    per embedder and data: `curate dedupe --sweep 0.80:0.99:0.01` shows what each value drops.
+    """
+
+    fields: list[str] | None = None  # text fields embedded (joined); default: the kind's main text
+    threshold: float = Field(default=0.95, ge=-1.0, le=1.0)
+    embedder: str = "all-MiniLM-L6-v2"  # sentence-transformers name or path (offline copy by default)
+    index: Literal["auto", "exact", "ivf", "hnsw"] = "auto"  # auto: exact up to 20k rows, ivf above
+    device: str | None = None  # embedding device: cpu, cuda (default: cuda when available)
+    cross_split: Literal["move", "drop", "report", "off"] = "move"  # test rows near a train row
+
+
 class DedupeConfig(_Section):
-    """Exact dedupe on normalized `fields` (default: the kind's content fields)."""
+    """Exact dedupe on normalized `fields` (default: the kind's content fields); optional semantic dedupe."""
 
     exact: bool = True
     fields: list[str] | None = None
+    semantic: SemanticDedupeConfig | None = None
 
 
 class SplitConfig(_Section):

@@ -51,6 +51,12 @@ def print_summary(result: BuildResult) -> None:
             f"Token lengths ({lengths['tokenizer']}): p99 {lengths['stats']['p99']:g}, max {lengths['stats']['max']} "
             f"→ recommended max_length [bold]{lengths['recommended_max_length']}[/]"
         )
+    cross = manifest.get("cross_split")
+    if cross and cross["flagged"]:
+        console.print(
+            f"Cross-split check: {cross['flagged']} test rows near a train row (cosine >= {cross['threshold']:g}); "
+            f"action: {cross['action']} (see manifest.json 'cross_split')"
+        )
 
 
 @user_errors
@@ -134,6 +140,33 @@ def build_command(
     ] = None,
     min_tokens: Annotated[Optional[int], typer.Option(help="Drop formatted rows with fewer tokens than this.")] = None,
     max_tokens: Annotated[Optional[int], typer.Option(help="Drop formatted rows with more tokens than this.")] = None,
+    semantic_dedupe: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--semantic-dedupe/--no-semantic-dedupe",
+            help="Drop rows whose embedding is >= --threshold cosine-similar to an earlier kept row (default off).",
+        ),
+    ] = None,
+    threshold: Annotated[
+        Optional[float],
+        typer.Option(help="Semantic dedupe threshold, a hyperparameter to tune (0.95; see `curate dedupe --sweep`)."),
+    ] = None,
+    embedder: Annotated[
+        Optional[str], typer.Option(help="Semantic dedupe embedder (default all-MiniLM-L6-v2, offline copy).")
+    ] = None,
+    semantic_field: Annotated[
+        list[str], typer.Option(help="Field embedded for semantic dedupe (repeatable; default: the kind's text).")
+    ] = [],  # noqa: B006
+    index: Annotated[
+        Optional[str], typer.Option(help="Semantic dedupe search: auto | exact | ivf | hnsw (auto: exact to 20k rows).")
+    ] = None,
+    device: Annotated[
+        Optional[str], typer.Option(help="Embedding device: cpu | cuda (default: cuda if present).")
+    ] = None,
+    cross_split: Annotated[
+        Optional[str],
+        typer.Option(help="Test rows >= threshold similar to a train row: move (to train) | drop | report | off."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
     """Ingest, validate, normalize, dedupe, template and split; write an export directory.
@@ -171,8 +204,18 @@ def build_command(
         "lengths.max_length": max_length,
         "lengths.min_tokens": min_tokens,
         "lengths.max_tokens": max_tokens,
+        # Any semantic option enables the section (apply_overrides fills an absent section).
+        "dedupe.semantic": {} if semantic_dedupe and recipe.dedupe.semantic is None else None,
+        "dedupe.semantic.threshold": threshold,
+        "dedupe.semantic.embedder": embedder,
+        "dedupe.semantic.fields": semantic_field or None,
+        "dedupe.semantic.index": index,
+        "dedupe.semantic.device": device,
+        "dedupe.semantic.cross_split": cross_split,
     }
     recipe = apply_overrides(recipe, overrides)
+    if semantic_dedupe is False:
+        recipe.dedupe.semantic = None
     result = build(recipe, quiet=quiet)
     if not quiet:
         print_summary(result)

@@ -1,0 +1,98 @@
+"""Build step: drop near-duplicate rows by embedding cosine similarity (keep rule in curate/dedupe.py)."""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+import numpy as np
+
+from curate.dedupe import semantic_dedupe
+from curate.embed import encode
+from curate.errors import CurateError
+from curate.schema import Kind, Record
+from curate.steps.base import BuildContext, Step
+
+# The text that makes two rows "the same" by default: what a reader of the row would compare.
+SEMANTIC_FIELDS: dict[Kind, tuple[str, ...]] = {
+    Kind.instruction: ("prompt", "response", "messages"),
+    Kind.rated: ("prompt", "response"),
+    Kind.preference: ("prompt", "chosen", "rejected"),
+    Kind.labelled: ("text",),
+}
+
+
+def record_text(record: Record, fields: tuple[str, ...]) -> str:
+    """The text embedded for a record: its `fields` joined by blank lines (messages by their contents)."""
+    parts: list[str] = []
+    for name in fields:
+        value = record.data.get(name)
+        if value is None:
+            continue
+        if name == "messages":
+            parts.extend(m["content"] for m in value)
+        elif isinstance(value, str):
+            parts.append(value)
+        else:
+            raise CurateError(
+                f"{record.source} row {record.row}: field '{name}' is {type(value).__name__}, not text; "
+                "semantic dedupe embeds text fields only"
+            )
+    if not parts:
+        raise CurateError(
+            f"{record.source} row {record.row}: none of the semantic dedupe field(s) {', '.join(fields)} is present "
+            f"(columns: {sorted(record.data)}); choose others with --semantic-field or dedupe.semantic.fields"
+        )
+    return "\n\n".join(parts)
+
+
+def embed_records(
+    records: list[Record], fields: tuple[str, ...], embedder: str, device: str | None, quiet: bool
+) -> np.ndarray:
+    """Embeddings (L2-normalized, cached on disk by curate.embed) of the records' `fields`."""
+    return encode([record_text(r, fields) for r in records], embedder, device=device, quiet=quiet)
+
+
+class SemanticDedupe(Step):
+    """Drop each row whose embedding is within `threshold` cosine similarity of an earlier kept row."""
+
+    name: ClassVar[str] = "semantic_dedupe"
+
+    def __init__(self, fields: tuple[str, ...], threshold: float, embedder: str, index: str, device: str | None):
+        self.fields = fields
+        self.threshold = threshold
+        self.embedder = embedder
+        self.index = index
+        self.device = device
+
+    def run(self, records: list[Record], ctx: BuildContext) -> list[Record]:
+        start = time.perf_counter()
+        embeddings = embed_records(records, self.fields, self.embedder, self.device, ctx.quiet)
+        embedded = time.perf_counter()
+        result = semantic_dedupe(embeddings, self.threshold, self.index)
+        kept = []
+        reason = f"near duplicate (cosine >= {self.threshold:g})"
+        for i, record in enumerate(records):
+            if result.keep[i]:
+                kept.append(record)
+            else:
+                kept_id = records[result.kept_by[i]].id
+                ctx.drop(record, self.name, reason, kept_id=kept_id, similarity=round(float(result.similarity[i]), 6))
+        ctx.manifest[self.name] = {
+            "fields": list(self.fields),
+            "threshold": self.threshold,
+            "embedder": self.embedder,
+            "dim": int(embeddings.shape[1]),
+            "index": result.index,
+            "rows_in": len(records),
+            "dropped": result.dropped,
+            "kept": len(kept),
+            "seconds_embed": round(embedded - start, 3),
+            "seconds_search": round(time.perf_counter() - embedded, 3),
+        }
+        ctx.manifest.setdefault("card_sections", []).append(
+            f"Semantic dedupe: {result.dropped} of {len(records)} rows dropped as near duplicates "
+            f"(cosine similarity >= {self.threshold:g} to an earlier kept row; `{self.embedder}` embeddings "
+            f"of {', '.join(self.fields)}; {result.index} search)."
+        )
+        return kept
