@@ -374,8 +374,8 @@ class ReviewStore:
     # --- assignment and tasks ------------------------------------------------------------------
 
     @staticmethod
-    def _done(labeler_id: int) -> Any:
-        """SQL condition: this labeler has rated (current rating), skipped or flagged the answer."""
+    def _done(labeler_id: Any) -> Any:
+        """SQL condition: this labeler (an id, or a column to correlate with) rated, skipped or flagged the answer."""
         rated = exists().where(
             Rating.answer_id == Answer.id, Rating.labeler_id == labeler_id, Rating.superseded_at.is_(None)
         )
@@ -605,6 +605,28 @@ class ReviewStore:
             free = s.scalar(base.where(~mine, Item.claims < proj.overlap)) or 0
         return done, claimed + free
 
+    def progress_all(self, project: str) -> dict[int, tuple[int, int]]:
+        """`progress` of every labeler at once (labeler id -> (done, assigned)), in a few grouped queries."""
+        with self._session() as s:
+            proj = self._project(s, project)
+            held = (
+                select(Assignment.labeler_id, func.count(Answer.id))
+                .join(Answer, Answer.item_id == Assignment.item_id)
+                .where(Assignment.project_id == proj.id)
+                .group_by(Assignment.labeler_id)
+            )
+            done = dict(s.execute(held.where(self._done(Assignment.labeler_id))).tuples().all())
+            claimed = dict(s.execute(held).tuples().all())
+            with_free_slot = held.join(Item, Item.id == Assignment.item_id).where(Item.claims < proj.overlap)
+            held_free = dict(s.execute(with_free_slot).tuples().all())
+            free = s.scalar(
+                select(func.count(Answer.id))
+                .join(Item, Answer.item_id == Item.id)
+                .where(Item.project_id == proj.id, Item.claims < proj.overlap)
+            )
+            ids = list(s.scalars(select(Labeler.id)))
+        return {i: (done.get(i, 0), claimed.get(i, 0) + (free or 0) - held_free.get(i, 0)) for i in ids}
+
     def ratings_frame(self, project: str, labeler_id: int | None = None, history: bool = False) -> pd.DataFrame:
         """Current ratings of a project, one row each; `labeler_id` limits them to that labeler's own
         (blind rating); `history` adds superseded ratings (with `superseded_at`, `superseded_by_id`)."""
@@ -676,12 +698,29 @@ class ReviewStore:
         """
         from curate.agreement import labeler_bias
 
-        ratings = self.ratings_frame(project)
+        progress = self.progress_all(project)
+        with self._session() as s:
+            pid = self._project(s, project).id
+            result = s.execute(
+                select(
+                    Labeler.name.label("labeler"),
+                    Rating.labeler_id,
+                    Rating.answer_id,
+                    Rating.value,
+                    Rating.seconds_spent,
+                )
+                .join(Answer, Rating.answer_id == Answer.id)
+                .join(Item, Answer.item_id == Item.id)
+                .join(Labeler, Rating.labeler_id == Labeler.id)
+                .where(Item.project_id == pid, Rating.superseded_at.is_(None))
+            )
+            ratings = pd.DataFrame(result.all(), columns=["labeler", "labeler_id", "answer_id", "rating", "seconds"])
         bias = labeler_bias(ratings).set_index("labeler") if len(ratings) else pd.DataFrame()
+        by_labeler = dict(iter(ratings.groupby("labeler_id")))
         rows = []
         for labeler in self.labelers():
-            done, assigned = self.progress(labeler.id, project)
-            own = ratings[ratings.labeler_id == labeler.id]
+            done, assigned = progress.get(labeler.id, (0, 0))
+            own = by_labeler.get(labeler.id, ratings.iloc[:0])
             if not done and own.empty and labeler.role == "admin":
                 continue
             seconds = float(own.seconds.sum())

@@ -155,6 +155,9 @@ def test_each_item_goes_to_overlap_labelers_never_twice(store: ReviewStore) -> N
     assert len(ratings) == len(ITEMS) * 2 * 2
     assert sum(len(a) for a in rated.values()) == len(ratings)
     assert store.next_rating_task(ids[0], "qa") is None
+    progress = store.progress_all("qa")
+    assert progress == {lid: store.progress(lid, "qa") for lid in ids}
+    assert all(done == assigned == len(rated[lid]) for lid, (done, assigned) in progress.items())
 
 
 def test_tasks_are_blind(store: ReviewStore) -> None:
@@ -237,6 +240,7 @@ def test_skip_and_flag_leave_the_queue_and_flags_leave_exports(store: ReviewStor
         store.flag(ann, second.answer_id, "  ")
     store.flag(ann, second.answer_id, "<b>offensive</b>")
     assert store.progress(ann, "qa") == (2, 10)  # 2 done; her item's 2 answers + 4 unclaimed items x 2
+    assert store.progress_all("qa") == {ann: (2, 10), ben: (0, 10)}  # ben may still get all 5 items
     flagged = store.flagged("qa")
     assert flagged[["answer_id", "labeler", "reason"]].values.tolist() == [
         [second.answer_id, "ann", "<b>offensive</b>"]
