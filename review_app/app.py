@@ -17,6 +17,7 @@ from review_app import state
 VIEWS = Path(__file__).parent / "views"
 
 st.set_page_config(page_title="curatrain review", page_icon="⭐", layout="wide")
+st.set_option("client.toolbarMode", "viewer")  # labelers get no developer menu or "Deploy" button
 
 try:
     store = state.store()

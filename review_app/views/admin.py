@@ -30,7 +30,7 @@ ratings = store.ratings_frame(project)
 flagged = store.flagged(project)
 alpha = krippendorff_alpha(ratings) if len(ratings) else math.nan
 
-top = st.columns(4)
+top = st.columns([1, 1, 2, 1])
 top[0].metric("Ratings", len(ratings))
 top[1].metric("Labelers", int((stats["done"] > 0).sum()) if len(stats) else 0)
 top[2].metric(
