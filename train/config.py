@@ -48,6 +48,7 @@ class TokenizerSection(_Section):
     """Tokenizer handling; a missing pad token becomes the eos token."""
 
     padding_side: Literal["right", "left"] = "right"
+    pad_token: str | None = None  # None: the tokenizer's own, eos when it has none; "eos": always eos
     max_length: int | None = Field(default=None, ge=1)  # None: the export's recommended max_length, else 1024
 
 

@@ -86,16 +86,18 @@ def model_path(name: str) -> str:
     return ref.path
 
 
-def load_tokenizer(name: str, padding_side: str = "right") -> Any:
-    """The model's tokenizer with a pad token (eos when it has none) and the given padding side."""
+def load_tokenizer(name: str, padding_side: str = "right", pad_token: str | None = None) -> Any:
+    """The model's tokenizer with a pad token (`pad_token`; eos when it is "eos" or the tokenizer has none)."""
     from transformers import AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_path(name))
     except (OSError, ValueError) as exc:
         raise CurateError(f"cannot load the tokenizer of '{name}': {str(exc).splitlines()[0]}") from None
-    if tokenizer.pad_token is None:
+    if pad_token == "eos" or (pad_token is None and tokenizer.pad_token is None):
         tokenizer.pad_token = tokenizer.eos_token
+    elif pad_token is not None:
+        tokenizer.pad_token = pad_token
     tokenizer.padding_side = padding_side
     return tokenizer
 

@@ -136,7 +136,7 @@ def run_sft(recipe: SFTRecipe, resume: bool = False, overwrite: bool = False, qu
     if not recipe.model.name:
         raise CurateError("no model: pass --model NAME (hub id, local directory, .gguf file or 'smollm2')")
     data = load_data(recipe.dataset.path, "sft")
-    tokenizer = load_tokenizer(recipe.model.name, recipe.tokenizer.padding_side)
+    tokenizer = load_tokenizer(recipe.model.name, recipe.tokenizer.padding_side, recipe.tokenizer.pad_token)
     max_length = pick_max_length(recipe, data)
     check_prompt_lengths(data, tokenizer, max_length)
     run_dir = Path(recipe.logging.output_dir or f"runs/{data.name}-sft")

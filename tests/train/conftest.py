@@ -1,0 +1,66 @@
+"""Shared `train` fixtures: SmolLM2-135M-Instruct materialized once from its GGUF, tiny random LMs, the latex export.
+
+The materialized SmolLM2 lives in <repo>/.cache/curatrain (git-ignored) unless CURATRAIN_CACHE is
+set, so local runs pay the GGUF dequantization once and CI pays it once per run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+os.environ.setdefault("CURATRAIN_CACHE", str(REPO / ".cache" / "curatrain"))
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """SmolLM2-135M-Instruct as a plain transformers checkpoint (dequantized from the packaged GGUF)."""
+    from train.model import model_path
+
+    return Path(model_path("smollm2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_lm(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer Llama with SmolLM2's real tokenizer, saved like a hub checkpoint."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+    )
+    path = tmp_path_factory.mktemp("tiny-lm")
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def latex_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The English->LaTeX export built by `curate build recipes/latex-build.yaml`, into a temp dir."""
+    from curate.pipeline import build
+    from curate.recipe import apply_overrides, load_recipe
+
+    out = tmp_path_factory.mktemp("exports") / "latex"
+    cwd = os.getcwd()
+    os.chdir(REPO)  # the recipe's input paths are relative to the repository root
+    try:
+        recipe = apply_overrides(load_recipe("recipes/latex-build.yaml"), {"out": str(out)})
+        build(recipe, quiet=True)
+    finally:
+        os.chdir(cwd)
+    return out

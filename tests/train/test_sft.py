@@ -1,0 +1,201 @@
+"""`train sft`, `train merge`, `train generate` on real small models and the real latex export (CPU)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from curate.export import read_manifest
+from train.card import read_run_card
+from train.cli import app
+from train.config import SFTRecipe, load_recipe
+from train.generate import generate_texts, load_run, render_prompt
+from train.merge import merge_run
+from train.sft import run_sft
+
+
+def sft_recipe(model: Path | str, data: Path, out: Path, **overrides: Any) -> SFTRecipe:
+    """A fast CPU recipe; keyword overrides use `section__key` for `section.key`."""
+    base = {
+        "model.name": str(model),
+        "dataset.path": str(data),
+        "logging.output_dir": str(out),
+        "logging.logging_steps": 1,
+        "training.batch_size": 8,
+        "training.learning_rate": 1e-3,
+        "memory.gradient_checkpointing": False,
+        "generation.max_new_tokens": 6,
+        "generation.samples": 1,
+    }
+    return load_recipe(SFTRecipe, None, base, {k.replace("__", "."): v for k, v in overrides.items()})
+
+
+@pytest.mark.slow
+def test_sft_lowers_the_training_loss_of_smollm2_on_latex(smollm2: Path, latex_export: Path, tmp_path: Path) -> None:
+    recipe = sft_recipe(
+        smollm2,
+        latex_export,
+        tmp_path / "run",
+        training__max_steps=5,
+        training__batch_size=4,
+        training__eval_each_epoch=False,
+        training__save_each_epoch=False,
+        generation__num_beams=2,
+    )
+    run_dir = run_sft(recipe, quiet=True)
+    card = read_run_card(run_dir)
+    losses = [e["loss"] for e in card["loss_curve"] if "loss" in e]
+    assert len(losses) == 5
+    assert sum(losses[-2:]) / 2 < sum(losses[:2]) / 2 * 0.8
+    assert card["data"]["content_hash"] == read_manifest(latex_export)["content_hash"]
+    assert card["data"]["template"] == "latex"
+    assert card["hyperparameters"]["max_length"] == read_manifest(latex_export)["lengths"]["recommended_max_length"]
+    assert card["throughput"]["train_tokens"] > 0 and card["throughput"]["tokens_per_second"] > 0
+    assert card["peak_memory"]["peak_rss_gb"] > 0
+    assert card["model"]["trainable_parameters"] < card["model"]["parameters"] / 10  # LoRA, not a full fine-tune
+    assert len(card["samples"]) == 1 and card["samples"][0]["prompt"].startswith("Convert English to LaTeX")
+    assert (run_dir / "adapter_model.safetensors").is_file() and (run_dir / "README.md").is_file()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_lm: Path, latex_export: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two epochs of LoRA SFT on a tiny random LM, eval + save each epoch, best kept."""
+    out = tmp_path_factory.mktemp("runs") / "latex-tiny"
+    return run_sft(sft_recipe(tiny_lm, latex_export, out, training__epochs=2, training__learning_rate=1e-2), quiet=True)
+
+
+def test_run_dir_holds_adapter_tokenizer_and_a_run_card(tiny_run: Path, latex_export: Path) -> None:
+    card = read_run_card(tiny_run)
+    for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "README.md"):
+        assert (tiny_run / name).is_file(), name
+    assert sorted(p.name for p in tiny_run.glob("checkpoint-*"))  # saved each epoch
+    assert card["data"]["content_hash"] == read_manifest(latex_export)["content_hash"]
+    evals = [e["eval_loss"] for e in card["loss_curve"] if "eval_loss" in e]
+    assert len(evals) >= 2  # one eval per epoch
+    assert card["metrics"]["best_eval_loss"] == pytest.approx(min(evals))
+    assert card["metrics"]["eval_loss"] == pytest.approx(min(evals), rel=1e-4)  # the best checkpoint was kept
+    assert card["lora"]["r"] == 16 and card["quantization"]["quantize"] == "none"
+    assert "content hash" in (tiny_run / "README.md").read_text()
+
+
+def test_adapter_reloads_merges_and_generates(tiny_run: Path, tiny_lm: Path, tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    model, tokenizer, card = load_run(tiny_run, dtype="fp32")
+    prompt = render_prompt(card, "x squared plus one", tokenizer)
+    assert prompt == "Convert English to LaTeX\nEnglish: x squared plus one\nLaTeX:"
+    ids = tokenizer(prompt, return_tensors="pt")
+    base = AutoModelForCausalLM.from_pretrained(tiny_lm, dtype=torch.float32)
+    with torch.no_grad():
+        adapted = model(**ids).logits
+        assert not torch.allclose(adapted, base(**ids).logits, atol=1e-4)  # the trained adapter is applied
+        merged_dir = merge_run(tiny_run, tmp_path / "merged", dtype="fp32")
+        merged = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.float32)
+        assert torch.allclose(merged(**ids).logits, adapted, atol=1e-4)
+    assert not (merged_dir / "adapter_config.json").exists()
+    outputs = generate_texts(merged, tokenizer, [prompt], num_beams=2, max_new_tokens=5)
+    assert len(outputs) == 1 and isinstance(outputs[0], str)
+
+
+def test_cli_generate_and_merge(tiny_run: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["generate", str(tiny_run), "--prompt", "x squared", "--num-beams", "2", "--max-new-tokens", "4"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "x squared" in result.stdout
+    result = runner.invoke(app, ["merge", str(tiny_run), "--out", str(tmp_path / "merged")])
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "merged" / "config.json").read_text())
+    assert config["dtype"] == "float16"  # reloaded in half precision
+    result = runner.invoke(app, ["generate", str(tmp_path / "merged"), "-p", "x squared", "--max-new-tokens", "3"])
+    assert result.exit_code == 0, result.output
+
+
+def test_resume_continues_the_step_count(tiny_lm: Path, latex_export: Path, tmp_path: Path) -> None:
+    steps_per_epoch = math.ceil(read_manifest(latex_export)["counts"]["splits"]["train"] / 8)
+    common = {"training__eval_each_epoch": False, "generation__samples": 0}
+    first = run_sft(sft_recipe(tiny_lm, latex_export, tmp_path / "run", training__epochs=1, **common), quiet=True)
+    assert (first / f"checkpoint-{steps_per_epoch}").is_dir()
+    assert read_run_card(first)["metrics"]["global_step"] == steps_per_epoch
+    again = sft_recipe(tiny_lm, latex_export, tmp_path / "run", training__epochs=2, **common)
+    run_sft(again, resume=True, quiet=True)
+    card = read_run_card(first)
+    assert card["resumed_from"].endswith(f"checkpoint-{steps_per_epoch}")
+    assert card["metrics"]["global_step"] == 2 * steps_per_epoch
+    assert min(e["step"] for e in card["loss_curve"]) == 1  # the history carries over from the checkpoint
+
+
+def _labelled_export(tmp_path: Path) -> Path:
+    from curate.pipeline import build
+    from curate.recipe import BuildRecipe
+
+    rows = [{"text": f"a story about dragons number {i}", "labels": ["fantasy"]} for i in range(10)]
+    source = tmp_path / "genres.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    build(BuildRecipe(inputs=[str(source)], out=str(tmp_path / "genres"), kind="labelled"), quiet=True)
+    return tmp_path / "genres"
+
+
+def _bad_columns(tmp_path: Path) -> Path:
+    path = tmp_path / "qa.jsonl"
+    path.write_text('{"question": "2+2?", "answer": "4"}\n{"question": "3+3?", "answer": "6"}\n')
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("missing-columns", "missing columns for `train sft`"),
+        ("labelled-export", "a 'labelled' export"),
+        ("max-length", "is not longer than the longest prompt"),
+        ("missing-model", "no such model directory"),
+        ("quantize-cpu", "needs a CUDA GPU"),
+        ("unknown-key", "'training.epoch': unknown key"),
+        ("run-exists", "already holds a run"),
+    ],
+)
+def test_bad_input_gives_one_clear_error(
+    case: str, expected: str, tiny_lm: Path, latex_export: Path, tmp_path: Path
+) -> None:
+    if case == "quantize-cpu" and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU, so 4-bit loading is allowed")
+    data, model, extra = str(latex_export), str(tiny_lm), []
+    if case == "missing-columns":
+        data = str(_bad_columns(tmp_path))
+    elif case == "labelled-export":
+        data = str(_labelled_export(tmp_path))
+    elif case == "max-length":
+        extra = ["--max-length", "8"]
+    elif case == "missing-model":
+        model = str(tmp_path / "no-such-model")
+    elif case == "quantize-cpu":
+        extra = ["--quantize", "4bit"]
+    elif case == "unknown-key":
+        extra = ["training.epoch=3"]
+    elif case == "run-exists":
+        (tmp_path / "run").mkdir()
+        (tmp_path / "run" / "run_card.json").write_text("{}")
+    args = ["sft", "--data", data, "--model", model, "--out", str(tmp_path / "run"), "--quiet", *extra]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:") and expected in last, result.stderr
+
+
+@pytest.mark.gpu
+def test_4bit_load_on_a_gpu(tiny_lm: Path) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU (bitsandbytes 4-bit)")
+    from train.config import MemorySection, ModelSection
+    from train.model import load_model
+
+    model = load_model(ModelSection(name=str(tiny_lm)), MemorySection(quantize="4bit"))
+    assert model.is_loaded_in_4bit
