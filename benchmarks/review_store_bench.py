@@ -60,6 +60,9 @@ def main() -> None:
     parser.add_argument("--labelers", type=int, default=20)
     parser.add_argument("--ratings", type=int, default=200, help="ratings per labeler in the concurrent run")
     parser.add_argument("--solo", type=int, default=400, help="ratings of the single-labeler baseline")
+    parser.add_argument(
+        "--analyze", action="store_true", help="PostgreSQL: ANALYZE before the page calls (what autovacuum does soon)"
+    )
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="review-bench-")
     url = args.db or f"sqlite:///{tmp}/bench.db"
@@ -99,7 +102,8 @@ def main() -> None:
     duplicated = int(ratings.duplicated(["labeler_id", "answer_id"]).sum())
     concurrent_rate = args.labelers * args.ratings / concurrent_s
 
-    table = Table(title=f"review store on {store.dialect}: {len(ratings)} ratings, {n_items} items x 3 answers")
+    analyzed = " (after ANALYZE)" if args.analyze and store.dialect == "postgresql" else ""
+    table = Table(title=f"review store on {store.dialect}{analyzed}: {len(ratings)} ratings, {n_items} x 3 answers")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("ratio", justify="right")
@@ -109,6 +113,9 @@ def main() -> None:
     )
     table.add_row("lost / duplicated ratings", f"{lost} / {duplicated}", "")
     table.add_row("errors", str(len(errors)), "")
+    if args.analyze and store.dialect == "postgresql":
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
     lid = ids[0]
     calls: dict[str, Callable[[], object]] = {
         "next_rating_task": lambda: store.next_rating_task(lid, project),
