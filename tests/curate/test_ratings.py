@@ -128,3 +128,21 @@ def test_derive_needs_rated_input(tmp_path: Path) -> None:
     src.write_text(json.dumps({"prompt": "p", "response": "r"}) + "\n")
     with pytest.raises(CurateError, match="needs rated records"):
         build(recipe_from_dict({"inputs": [str(src)], "out": str(tmp_path / "o"), "derive": "sft"}), quiet=True)
+
+
+def test_build_cli_derive_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    monkeypatch.chdir(ROOT)
+    args = ["build", "data/qa/ratings.jsonl", "--derive", "preference", "--min-gap", "3", "--margin-scale", "0.5"]
+    result = CliRunner().invoke(app, [*args, "--group-by", "prompt", "--out", str(tmp_path / "p3"), "-q"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "p3/manifest.json").read_text())
+    assert manifest["derive"]["rules"] == {"min_rating": 7.0, "min_gap": 3.0, "margin_scale": 0.5, "min_ratings": 1}
+    pairs = pd.concat(pd.read_parquet(p) for p in (tmp_path / "p3/data").glob("*.parquet"))
+    assert ((pairs.chosen_rating - pairs.rejected_rating) >= 3).all()
+    assert (pairs.margin == (pairs.chosen_rating - pairs.rejected_rating) * 0.5).all()
+    bad = CliRunner().invoke(app, ["build", "data/qa/ratings.jsonl", "--derive", "dpo", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 1 and "'derive'" in bad.output
