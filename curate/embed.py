@@ -37,7 +37,7 @@ DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 Backend = Literal["auto", "onnx", "torch"]
 SHARD_ROWS = 8192  # new vectors are flushed to disk in shards of this size, so an interrupted run keeps its work
 MAX_SHARDS = 32  # past this many shards a cache is compacted into one on open (many small incremental builds)
-TOKENS_PER_BATCH = 2048  # padded tokens per ONNX batch: long texts go in small batches, short ones in full ones
+TOKENS_PER_BATCH = 1024  # padded tokens per ONNX batch: long texts go in small batches (best of 512-4096 measured)
 
 
 def default_cache_dir() -> Path:
@@ -250,12 +250,15 @@ def _export_onnx(model: str, target: Path) -> None:
 
 
 @functools.lru_cache(maxsize=4)
-def _onnx_session(path: str, threads: int) -> Any:
+def _onnx_session(path: str, threads: int, spin: bool) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # Spin-waiting threads burn a core between ops; on a shared, busy machine that cost more than it saved
+    # (BENCHMARKS.md), so they sleep unless asked.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
@@ -263,13 +266,15 @@ def _onnx_session(path: str, threads: int) -> Any:
 class OnnxEncoder:
     """ONNX Runtime on the exported model; texts sorted by token count and batched under a token budget."""
 
-    def __init__(self, model: str, onnx_dir: Path, max_seq_length: int | None, threads: int | None = None):
+    def __init__(
+        self, model: str, onnx_dir: Path, max_seq_length: int | None, threads: int | None = None, spin: bool = False
+    ):
         from transformers import AutoTokenizer
 
         path = onnx_dir / hashlib.sha256(model_identity(model).encode()).hexdigest()[:16] / "model.onnx"
         if not path.exists():
             _export_onnx(model, path)
-        self.session = _onnx_session(str(path), threads or len(os.sched_getaffinity(0)))
+        self.session = _onnx_session(str(path), threads or len(os.sched_getaffinity(0)), spin)
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.dim = int(self.session.get_outputs()[0].shape[1])
         ref = resolve_model(model)
