@@ -23,12 +23,21 @@ if not user.is_admin:
 project = state.require_project()
 store = state.store()
 
-st.title("Admin")
+
+@st.cache_data(ttl=30, show_spinner="Reading ratings...")
+def _snapshot(url: str, project: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, float, pd.DataFrame]:
+    """Labeler stats, ratings, flags, alpha and Spearman, read once per 30 s (or Refresh), not on every click."""
+    ratings = store.ratings_frame(project)
+    alpha = krippendorff_alpha(ratings) if len(ratings) else math.nan
+    return store.labeler_stats(project), ratings, store.flagged(project), alpha, pairwise_spearman(ratings)
+
+
+title_col, refresh_col = st.columns([5, 1], vertical_alignment="bottom")
+title_col.title("Admin")
+if refresh_col.button("Refresh", help="Figures are read at most 30 s ago; this reads them now."):
+    _snapshot.clear()
 st.text(f"Project: {project}")  # names are shown as text, like everything people typed
-stats = store.labeler_stats(project)
-ratings = store.ratings_frame(project)
-flagged = store.flagged(project)
-alpha = krippendorff_alpha(ratings) if len(ratings) else math.nan
+stats, ratings, flagged, alpha, spearman = _snapshot(store.url, project)
 
 top = st.columns([1, 1, 2, 1])
 top[0].metric("Ratings", len(ratings))
@@ -66,16 +75,14 @@ else:
             ),
         },
     )
-    pace_col, time_col = st.columns(2)
-    pace_col.caption("Seconds per rating")
-    pace_col.bar_chart(stats.set_index("labeler")["seconds_per_rating"], horizontal=True, height=220)
-    time_col.caption("Done vs. assigned")
-    time_col.bar_chart(stats.set_index("labeler")[["done", "assigned"]], horizontal=True, stack=False, height=220)
+    # One chart only: each Streamlit chart costs ~20 ms per rerun, and the table already shows progress.
+    st.caption("Pace: seconds per rating (how long each labeler looks at an answer)")
+    st.bar_chart(stats.set_index("labeler")["seconds_per_rating"], horizontal=True, height=60 + 36 * len(stats))
 
-st.subheader("Rating distributions")
-if ratings.empty:
-    st.info("No ratings yet.")
-else:
+
+@st.fragment
+def _distributions(ratings: pd.DataFrame) -> None:
+    """Histograms and bias, raw or z-score calibrated (the toggle reruns only this part)."""
     calibrate = st.toggle(
         "z-score calibration",
         help="Put every labeler's ratings on the pooled scale (rating - own mean) / own std, "
@@ -94,26 +101,30 @@ else:
     bias_col.caption("Bias: mean offset from the others on shared answers" + (" (calibrated)" if calibrate else ""))
     bias_col.bar_chart(bias, height=280)
 
-    st.subheader("Agreement")
-    spearman = pairwise_spearman(ratings)
-    if spearman.empty:
-        st.info("Agreement needs at least two labelers rating the same answers.")
-    else:
-        st.caption(
-            "Pairwise Spearman's rho over the answers both labelers rated "
-            "(empty below 3 shared answers). Per-labeler calibration does not change rho."
-        )
-        names = sorted(set(spearman["labeler_a"]) | set(spearman["labeler_b"]))
-        matrix = pd.DataFrame(1.0, index=names, columns=names)
-        for row in spearman.itertuples(index=False):
-            matrix.loc[row.labeler_a, row.labeler_b] = matrix.loc[row.labeler_b, row.labeler_a] = row.spearman
-        matrix_col, pairs_col = st.columns(2)
-        matrix_col.dataframe(
-            matrix.style.background_gradient(cmap="RdYlGn", vmin=-1, vmax=1).format("{:.2f}", na_rep="-")
-        )
-        pairs_col.dataframe(
-            spearman, hide_index=True, column_config={"spearman": st.column_config.NumberColumn(format="%.3f")}
-        )
+
+st.subheader("Rating distributions")
+if ratings.empty:
+    st.info("No ratings yet.")
+else:
+    _distributions(ratings)
+
+st.subheader("Agreement")
+if spearman.empty:
+    st.info("Agreement needs at least two labelers rating the same answers.")
+else:
+    st.caption(
+        "Pairwise Spearman's rho over the answers both labelers rated "
+        "(empty below 3 shared answers). Per-labeler calibration does not change rho."
+    )
+    names = sorted(set(spearman["labeler_a"]) | set(spearman["labeler_b"]))
+    matrix = pd.DataFrame(1.0, index=names, columns=names)
+    for row in spearman.itertuples(index=False):
+        matrix.loc[row.labeler_a, row.labeler_b] = matrix.loc[row.labeler_b, row.labeler_a] = row.spearman
+    matrix_col, pairs_col = st.columns(2)
+    matrix_col.dataframe(matrix.style.background_gradient(cmap="RdYlGn", vmin=-1, vmax=1).format("{:.2f}", na_rep="-"))
+    pairs_col.dataframe(
+        spearman, hide_index=True, column_config={"spearman": st.column_config.NumberColumn(format="%.3f")}
+    )
 
 st.subheader("Flagged items")
 if flagged.empty:
@@ -122,22 +133,25 @@ else:
     # st.dataframe shows cells as plain text: prompts, answers and reasons are never rendered as HTML.
     st.dataframe(flagged[["prompt", "response", "model", "labeler", "reason", "created_at"]], hide_index=True)
 
-st.subheader("Export")
-st.caption("Writes an export directory like `curate build` (flagged answers left out; split grouped by prompt).")
-defaults = RatingRules()
-with st.form("export"):
-    out_root = st.text_input("Directory for exports", value=str(Path("out") / "review"), key="export_root")
-    min_col, gap_col = st.columns(2)
-    min_rating = min_col.number_input("SFT: min mean rating", 1.0, 10.0, defaults.min_rating, 0.5)
-    min_gap = gap_col.number_input("Preference: min rating gap", 0.0, 9.0, defaults.min_gap, 0.5)
-    buttons = st.columns(3)
-    kinds = {
-        "sft": buttons[0].form_submit_button("Export SFT set"),
-        "preference": buttons[1].form_submit_button("Export preference pairs"),
-        "reward": buttons[2].form_submit_button("Export reward data"),
-    }
-for kind, pressed in kinds.items():
-    if pressed:
+
+@st.fragment
+def _export() -> None:
+    """Export buttons: SFT / preference / reward sets written by the store, the path shown."""
+    defaults = RatingRules()
+    with st.form("export"):
+        out_root = st.text_input("Directory for exports", value=str(Path("out") / "review"), key="export_root")
+        min_col, gap_col = st.columns(2)
+        min_rating = min_col.number_input("SFT: min mean rating", 1.0, 10.0, defaults.min_rating, 0.5)
+        min_gap = gap_col.number_input("Preference: min rating gap", 0.0, 9.0, defaults.min_gap, 0.5)
+        buttons = st.columns(3)
+        kinds = {
+            "sft": buttons[0].form_submit_button("Export SFT set"),
+            "preference": buttons[1].form_submit_button("Export preference pairs"),
+            "reward": buttons[2].form_submit_button("Export reward data"),
+        }
+    for kind, pressed in kinds.items():
+        if not pressed:
+            continue
         # The project name may hold any printable character; keep the folder name to safe ones.
         out = Path(out_root).expanduser().resolve() / re.sub(r"[^\w.-]+", "_", f"{project}-{kind}")
         try:
@@ -149,3 +163,8 @@ for kind, pressed in kinds.items():
             splits = read_manifest(path).get("counts", {}).get("splits", {})
             rows = ", ".join(f"{name} {n} rows" for name, n in splits.items())
             st.success(f"Wrote {path} ({rows})")
+
+
+st.subheader("Export")
+st.caption("Writes an export directory like `curate build` (flagged answers left out; split grouped by prompt).")
+_export()

@@ -91,3 +91,17 @@ def test_labeler_cannot_reach_the_admin_page(review: Review, app) -> None:
     page.run()
     assert [e.value for e in page.error] == ["The admin page is for admins only."]
     assert not page.metric and not page.dataframe
+
+
+def test_admin_page_before_any_rating(review: Review, app) -> None:
+    at = app("root")
+    at.switch_page("views/admin.py").run()
+    assert not at.exception and not at.error
+    assert _metric(at, "Krippendorff's alpha (ordinal)") == "n/a"
+    assert [i.value for i in at.info] == [
+        "No ratings yet.",
+        "Agreement needs at least two labelers rating the same answers.",
+    ]
+    button(at, "Export SFT set").click()
+    at.run()
+    assert [e.value for e in at.error] == ["project 'qa' has no ratings yet: nothing to export"]
