@@ -339,6 +339,25 @@ class ReviewStore:
             labeler.password_hash = self._hash(password)
             labeler.password_temporary = False
 
+    def deactivate_labeler(self, name: str) -> int:
+        """Lock a labeler out (their ratings stay); items they claimed but never touched go back to the pool.
+
+        Returns the number of items released.
+        """
+        with self._session(write=True) as s:
+            labeler = s.scalar(select(Labeler).where(Labeler.name == name).with_for_update())
+            if labeler is None:
+                raise CurateError(f"no labeler named {name!r}")
+            labeler.active = False
+            touched = exists().where(Answer.item_id == Assignment.item_id, self._done(labeler.id))
+            idle = list(s.scalars(select(Assignment).where(Assignment.labeler_id == labeler.id, ~touched)))
+            for assignment in idle:
+                item = s.scalar(select(Item).where(Item.id == assignment.item_id).with_for_update())
+                if item is not None:
+                    item.claims -= 1
+                s.delete(assignment)
+            return len(idle)
+
     def _hash(self, password: str) -> str:
         return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=self.password_rounds)).decode()
 

@@ -121,6 +121,16 @@ def labeler_add_command(
     console.print(password, highlight=False, markup=False)
 
 
+@labeler_app.command("deactivate")
+@user_errors
+def labeler_deactivate_command(
+    name: Annotated[str, typer.Argument(help="The labeler's login name.")], db: Db = None
+) -> None:
+    """Lock a labeler out; their ratings stay, and items they never started go back to the pool."""
+    released = open_store(db).deactivate_labeler(name)
+    console.print(f"Labeler [bold]{name}[/] deactivated; {released} untouched item(s) released")
+
+
 @labeler_app.command("list")
 @user_errors
 def labeler_list_command(db: Db = None) -> None:

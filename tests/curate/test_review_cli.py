@@ -56,6 +56,10 @@ def test_init_import_labeler_export(db: str, tmp_path: Path) -> None:
     assert (pairs.margin == 7).all() and len(pairs) == manifest["derive"]["rows"] > 0
     code, out = curate("stats", "--project", "qa", db=db)
     assert code == 0 and "ann" in out and "done / assigned" in out
+    code, out = curate("labeler", "deactivate", "ann", db=db)
+    assert code == 0 and "ann deactivated; 0 untouched item(s) released" in out
+    code, out = curate("labeler", "list", db=db)
+    assert code == 0 and re.search(r"ann\s.*labeler\s.*False", out) and re.search(r"boss\s.*admin\s.*True", out)
 
 
 @pytest.mark.parametrize(

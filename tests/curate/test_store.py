@@ -178,6 +178,24 @@ def test_tasks_are_blind(store: ReviewStore) -> None:
     assert len(store.ratings_frame("qa")) == 1  # the admin view sees everyone
 
 
+def test_deactivated_labeler_is_locked_out_and_frees_untouched_items(store: ReviewStore) -> None:
+    password = store.add_labeler("ann")
+    ann = store.authenticate("ann", password).id
+    first = store.next_rating_task(ann, "qa")
+    store.submit_rating(ann, first.answer_id, 6, None, 1.0)  # item 1 touched
+    with store._session(write=True) as s:  # claim item 2 without touching it
+        store._claim(s, ann, store._project(s, "qa"))
+    assert store.deactivate_labeler("ann") == 1
+    with pytest.raises(AuthError, match="deactivated"):
+        store.authenticate("ann", password)
+    with pytest.raises(CurateError, match="deactivated"):
+        store.next_rating_task(ann, "qa")
+    assert len(store.ratings_frame("qa")) == 1  # her rating stays
+    with store._session() as s:
+        claims = dict(s.execute(text("SELECT id, claims FROM items ORDER BY id")).tuples().all())
+    assert claims[first.item_id] == 1 and sum(claims.values()) == 1
+
+
 def test_editing_a_rating_keeps_its_history(store: ReviewStore) -> None:
     ann = labeler(store, "ann")
     task = store.next_rating_task(ann, "qa")
