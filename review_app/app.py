@@ -53,4 +53,8 @@ pages = [
 ]
 if current.is_admin:
     pages.append(st.Page(VIEWS / "admin.py", title="Admin", icon=":material/monitoring:"))
-st.navigation(pages).run()
+try:
+    st.navigation(pages).run()
+except CurateError as exc:
+    # e.g. an admin deactivated this labeler, or removed the project, while they were logged in
+    st.error(str(exc))

@@ -26,6 +26,8 @@ progress_bar(done, assigned)
 if notice := st.session_state.pop("rate_notice", None):
     st.success(notice)
 
+# An item held by the other mode may have been rated there meanwhile: it is fetched afresh when that page opens.
+st.session_state.pop("compare_task", None)
 task = st.session_state.get("rate_task")
 if task is None or st.session_state.get("rate_task_project") != project:
     task = store.next_rating_task(user.id, project)

@@ -54,3 +54,19 @@ def test_one_rating_missing_is_refused(review: Review, app) -> None:
     at.run()
     assert [e.value for e in at.error] == ["Rate both answers (1-10) before submitting."]
     assert review.store.ratings_frame(PROJECT).empty
+
+
+def test_switching_modes_never_offers_an_answer_already_rated(review: Review, app) -> None:
+    at = app("ann")
+    held_by_rate = at.session_state["rate_task"]
+    at.switch_page("views/compare.py").run()
+    task = at.session_state["compare_task"]
+    assert held_by_rate.answer_id in (task.left_answer_id, task.right_answer_id)
+    key = f"{task.left_answer_id}-{task.right_answer_id}"
+    at.number_input(key=f"a-{key}").set_value(7)
+    at.number_input(key=f"b-{key}").set_value(7)
+    button(at, "Submit both ratings").click()
+    at.run()
+    at.switch_page("views/rate.py").run()
+    rated = set(review.store.ratings_frame(PROJECT, review.labeler_id("ann")).answer_id)
+    assert at.session_state["rate_task"].answer_id not in rated

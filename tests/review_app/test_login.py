@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from review_harness import APP, Review, choose_password, login
+from review_harness import APP, PROJECT, Review, button, choose_password, login
 from streamlit.testing.v1 import AppTest
 
 
@@ -55,3 +55,19 @@ def test_without_a_database_the_app_says_how_to_give_one(review: Review, monkeyp
     monkeypatch.delenv("CURATRAIN_REVIEW_DB")
     at = AppTest.from_file(str(APP), default_timeout=30).run()
     assert len(at.error) == 1 and "curate review serve --db URL" in at.error[0].value
+
+
+def test_labeler_deactivated_while_logged_in_can_no_longer_rate(review: Review, app) -> None:
+    at = app("ben")
+    task = at.session_state["rate_task"]
+    review.store.deactivate_labeler("ben")
+    at.number_input(key=f"rating-{task.answer_id}").set_value(4)
+    button(at, "Submit").click()
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["labeler 'ben' is deactivated"]
+    assert review.store.ratings_frame(PROJECT).empty
+    # The next page load (the task is fetched anew) says the same instead of failing.
+    at.session_state["rate_task"] = None
+    at.run()
+    assert not at.exception and [e.value for e in at.error] == ["labeler 'ben' is deactivated"]
