@@ -221,6 +221,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--thresholds", default="0.95,0.90")
     parser.add_argument("--store-rows", type=int, default=1_000_000)
+    parser.add_argument("--model", default=embed.DEFAULT_EMBEDDER, help="sentence-transformers name or directory")
+    parser.add_argument("--cuda", action="store_true", help="also time the torch backend on the GPU")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import onnxruntime
@@ -230,7 +232,7 @@ def main() -> None:
     torch.set_num_threads(cores)
     texts = corpus(args.texts)
     workdir = Path(tempfile.mkdtemp(prefix="embed-bench-"))
-    st = embed._sentence_transformer(embed.DEFAULT_EMBEDDER, "cpu")
+    st = embed._sentence_transformer(args.model, "cpu")
     tokens = np.array([len(ids) for ids in st.tokenizer(texts, verbose=False)["input_ids"]])
     console.print(
         f"{len(texts)} texts, word pieces mean {tokens.mean():.1f} / p50 {np.median(tokens):.0f} / max {tokens.max()}; "
@@ -239,10 +241,10 @@ def main() -> None:
 
     start = time.perf_counter()
     onnx_dir = workdir / "onnx"
-    encoder = embed.OnnxEncoder(embed.DEFAULT_EMBEDDER, onnx_dir, None)
+    encoder = embed.OnnxEncoder(args.model, onnx_dir, None)
     export_s = time.perf_counter() - start
-    one_thread = embed.OnnxEncoder(embed.DEFAULT_EMBEDDER, onnx_dir, None, threads=1)
-    spinning = embed.OnnxEncoder(embed.DEFAULT_EMBEDDER, onnx_dir, None, spin=True)
+    one_thread = embed.OnnxEncoder(args.model, onnx_dir, None, threads=1)
+    spinning = embed.OnnxEncoder(args.model, onnx_dir, None, spin=True)
 
     methods: dict[str, Callable[[list[str]], np.ndarray]] = {
         "sentence-transformers fp32 (baseline)": lambda t: st.encode(t, normalize_embeddings=True),
@@ -287,12 +289,22 @@ def main() -> None:
             name, f"{row['texts_per_s']:.0f}", f"{row['ratio']:.2f}", f"{cos.mean():.7f}", f"{cos.min():.7f}", *cells
         )
     console.print(table)
+    if args.cuda:
+        gpu = embed._sentence_transformer(args.model, "cuda")
+        gpu.encode(texts[:256])
+        seconds, vectors = best_of(args.repeats, lambda: gpu.encode(texts, batch_size=256, normalize_embeddings=True))
+        n_ref, n_gpu, agree = agreement(ref, vectors, thresholds[0])
+        console.print(
+            f"torch backend on {torch.cuda.get_device_name()}: {len(texts) / seconds:.0f} texts/s "
+            f"({base_s / seconds:.1f}× the CPU baseline); mean cos {(vectors * ref).sum(axis=1).mean():.7f}; "
+            f"pairs ≥{thresholds[0]} {n_gpu}/{n_ref} (agree {agree:.4f})"
+        )
     console.print(f"one-off ONNX export (load + torch.onnx.export + session): {export_s:.1f} s")
 
     # Truncation: long texts at the model's 256 word pieces vs 128 (MiniLM's training length).
     longs = long_texts(args.long_texts)
     long_tokens = np.array([len(ids) for ids in st.tokenizer(longs, verbose=False)["input_ids"]])
-    short_encoder = embed.OnnxEncoder(embed.DEFAULT_EMBEDDER, onnx_dir, 128)
+    short_encoder = embed.OnnxEncoder(args.model, onnx_dir, 128)
     t256, v256 = best_of(args.repeats, lambda: normalized(onnx_run(encoder, longs)))
     t128, v128 = best_of(args.repeats, lambda: normalized(onnx_run(short_encoder, longs)))
     cos = (v256 * v128).sum(axis=1)
@@ -310,10 +322,10 @@ def main() -> None:
     (cache / "onnx").symlink_to(onnx_dir)
     embed._onnx_session.cache_clear()  # cold means a new process: the session is loaded again too
     start = time.perf_counter()
-    cold_vectors = embed.Embedder(cache_dir=cache).encode(texts, quiet=True)
+    cold_vectors = embed.Embedder(args.model, cache_dir=cache).encode(texts, quiet=True)
     cold = time.perf_counter() - start
     start = time.perf_counter()
-    warm_vectors = embed.Embedder(cache_dir=cache).encode(texts, quiet=True)
+    warm_vectors = embed.Embedder(args.model, cache_dir=cache).encode(texts, quiet=True)
     warm = time.perf_counter() - start
     console.print(
         f"cache: cold encode {cold:.2f} s, warm {warm:.3f} s → {cold / warm:.0f}× (vs the sentence-transformers "
