@@ -258,7 +258,7 @@ def train_reward(recipe: RewardRecipe, resume: bool = False, overwrite: bool = F
         raise CurateError(f"{data.source}: `train reward` needs a `prompt` column beside chosen and rejected")
     run_dir = Path(recipe.logging.output_dir or f"runs/{data.name}-reward")
     checkpoint = prepare_run_dir(run_dir, resume, overwrite)
-    tokenizer = load_tokenizer(recipe.model.name, recipe.tokenizer.padding_side)
+    tokenizer = load_tokenizer(recipe.model.name, recipe.tokenizer.padding_side, recipe.tokenizer.pad_token)
     model = load_model(recipe.model, recipe.memory, AutoModelForSequenceClassification, num_labels=1)
     text_format = text_format_for(data.manifest, tokenizer, recipe.reward.chat_template)
     test = data.eval if data.eval is not None and len(data.eval) else None

@@ -94,6 +94,33 @@ def test_scoring_tokenizes_like_the_trainer_for_chat_data(tiny_base: Path, tmp_p
         assert prepared["chosen_ids"][0] == tokenizer.convert_tokens_to_ids("<|user|>")
 
 
+@pytest.mark.slow
+def test_smollm2_chat_pairs_match_the_formula(smollm2: Path, tmp_path: Path):
+    """The real SmolLM2 with its chat template, on rated Q&A pairs: same ids as TRL, same loss as the formula."""
+    from datasets import Dataset
+
+    from train.reward import text_format_for, to_text_format
+
+    model, tokenizer = seq_cls_model(smollm2)
+    fmt = text_format_for({"template": {"name": None, "format": "prompt-completion"}}, tokenizer, chat_template=True)
+    rows = [
+        {"prompt": "How do I exit Vim?", "chosen": "Press Esc, then type :q! and Enter.", "rejected": "Unplug it."},
+        {"prompt": "What is 2+2?", "chosen": "4.", "rejected": "Probably 5, give or take.", "margin": 2.0},
+    ]
+    rows[0]["margin"] = 6.5
+    trainer = build_trainer(
+        model, tokenizer, recipe_for(smollm2), to_text_format(Dataset.from_list(rows), fmt), None, tmp_path, 512
+    )
+    for row, prepared in zip(rows, trainer.train_dataset, strict=True):
+        assert reward_input_ids(tokenizer, row["prompt"], row["chosen"], fmt) == prepared["chosen_ids"]
+    batch = trainer.data_collator(list(trainer.train_dataset))
+    loss = trainer.compute_loss(trainer.model, batch)
+    answers = [(r["prompt"], r["chosen"]) for r in rows] + [(r["prompt"], r["rejected"]) for r in rows]
+    rewards = torch.tensor(reward_scores(trainer.model, tokenizer, answers, fmt, batch_size=4))
+    expected = -torch.nn.functional.logsigmoid(rewards[:2] - rewards[2:] - torch.tensor([6.5, 2.0])).mean()
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-4)
+
+
 @pytest.fixture(scope="module")
 def toy_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real preference export (curate build) of 64 separable pairs with ratings, 25% test."""
