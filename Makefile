@@ -23,7 +23,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/curate build recipes/latex-sft.yaml
+	$(BIN)/curate build recipes/latex-build.yaml
+	$(BIN)/train sft --config recipes/latex-sft.yaml --max-steps 16 --out runs/latex-demo --overwrite
+	$(BIN)/train generate runs/latex-demo --prompt "g of x equals integral from 0 to 1 of x squared" --num-beams 2 --max-new-tokens 24
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

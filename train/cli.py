@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import typer
 
 from train.generate import generate_command
@@ -22,6 +24,8 @@ app = typer.Typer(
 @app.callback()
 def _train() -> None:
     """Fine-tune LLMs with LoRA / QLoRA on curate exports (TRL trainers + PEFT)."""
+    # TRL's configs still carry transformers' deprecated `gradient_checkpointing` name: nothing a user can act on.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
 
 
 # Verbs: one line each.
