@@ -140,34 +140,32 @@ def load_reward_model(run_dir: str | Path, dtype: str = "auto") -> tuple[Any, An
     return model, tokenizer, TextFormat(data.get("template"), data.get("format") or "prompt-completion")
 
 
-def read_table(path: Path) -> Any:
-    """A JSONL/CSV/Parquet file as a pandas DataFrame (all columns kept, for writing back)."""
+def read_answers(path: Path) -> tuple[list[dict[str, Any]] | Any, list[str]]:
+    """JSONL rows as dicts (kept exactly, absent keys stay absent), or CSV/Parquet as a DataFrame; and the columns."""
     import pandas as pd
 
     if not path.is_file():
         raise CurateError(f"--data {path}: no such file")
     if path.suffix not in SCORE_SUFFIXES:
         raise CurateError(f"--data {path}: unsupported file type '{path.suffix}' (use {', '.join(SCORE_SUFFIXES)})")
+    if path.suffix in (".jsonl", ".json"):
+        rows = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CurateError(f"--data {path} line {number}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise CurateError(f"--data {path} line {number}: expected a JSON object per line")
+            rows.append(row)
+        return rows, list(dict.fromkeys(key for row in rows for key in row))
     try:
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        if path.suffix == ".csv":
-            return pd.read_csv(path, keep_default_na=False)
-        return pd.read_json(path, lines=path.suffix == ".jsonl", dtype=False)
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, keep_default_na=False)
     except ValueError as exc:
         raise CurateError(f"--data {path}: cannot read it ({str(exc).splitlines()[0]})") from None
-
-
-def write_table(frame: Any, path: Path) -> None:
-    """Write a DataFrame in the file type its suffix names."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
-        frame.to_parquet(path, index=False)
-    elif path.suffix == ".csv":
-        frame.to_csv(path, index=False)
-    else:
-        lines = (json.dumps(row, ensure_ascii=False, default=str) for row in frame.to_dict(orient="records"))
-        path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return frame, [str(c) for c in frame.columns]
 
 
 def score_file(
@@ -178,25 +176,38 @@ def score_file(
     answer_column: str = "response",
     batch_size: int = 16,
     quiet: bool = False,
-) -> Any:
+) -> list[float]:
     """Score every (prompt, answer) row of `data` with the run's reward model; write rows + `reward` to `out`."""
-    frame = read_table(data)
+    table, columns = read_answers(data)
     for column in (prompt_column, answer_column):
-        if column not in frame.columns:
+        if column not in columns:
             raise CurateError(
-                f"--data {data}: no '{column}' column (columns: {', '.join(map(str, frame.columns))}); "
+                f"--data {data}: no '{column}' column (columns: {', '.join(columns) or 'none'}); "
                 "name the columns with --prompt-column / --answer-column"
             )
-    if len(frame) == 0:
+    records = table if isinstance(table, list) else table.to_dict(orient="records")
+    if not records:
         raise CurateError(f"--data {data}: the file holds no rows")
-    for i, (prompt, answer) in enumerate(zip(frame[prompt_column], frame[answer_column], strict=True)):
+    pairs = []
+    for number, row in enumerate(records, start=1):
+        prompt, answer = row.get(prompt_column), row.get(answer_column)
         if not isinstance(prompt, str) or not isinstance(answer, str):
-            raise CurateError(f"--data {data} row {i + 1}: '{prompt_column}' and '{answer_column}' must be text")
+            raise CurateError(f"--data {data} row {number}: '{prompt_column}' and '{answer_column}' must be text")
+        pairs.append((prompt, answer))
     model, tokenizer, text_format = load_reward_model(run_dir)
-    pairs = list(zip(frame[prompt_column], frame[answer_column], strict=True))
-    frame = frame.assign(reward=reward_scores(model, tokenizer, pairs, text_format, batch_size, quiet))
-    write_table(frame, out)
-    return frame
+    rewards = reward_scores(model, tokenizer, pairs, text_format, batch_size, quiet)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(table, list):
+        lines = (
+            json.dumps({**row, "reward": reward}, ensure_ascii=False)
+            for row, reward in zip(table, rewards, strict=True)
+        )
+        out.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    elif out.suffix == ".parquet":
+        table.assign(reward=rewards).to_parquet(out, index=False)
+    else:
+        table.assign(reward=rewards).to_csv(out, index=False)
+    return rewards
 
 
 @user_errors
@@ -217,9 +228,10 @@ def score_command(
       train score runs/qa-pairs-reward --data data/qa/ratings.jsonl --out out/qa-scored.jsonl
     """
     out = out or data.with_name(f"{data.stem}.scored{data.suffix}")
-    frame = score_file(run_dir, data, out, prompt_column, answer_column, batch_size, quiet)
-    rewards = frame["reward"]
+    if out.suffix != data.suffix:
+        raise CurateError(f"--out {out}: write the same file type as --data ({data.suffix})")
+    rewards = score_file(run_dir, data, out, prompt_column, answer_column, batch_size, quiet)
     console.print(
-        f"Scored {len(frame)} answers (reward min {rewards.min():.3f} · mean {rewards.mean():.3f} · "
-        f"max {rewards.max():.3f}) → [bold]{out}[/]"
+        f"Scored {len(rewards)} answers (reward min {min(rewards):.3f} · mean {sum(rewards) / len(rewards):.3f} · "
+        f"max {max(rewards):.3f}) → [bold]{out}[/]"
     )

@@ -72,6 +72,20 @@ def test_score_writes_the_rows_back_with_a_reward(reward_run, tmp_path: Path, su
     assert "Scored 10 answers" in result.output
 
 
+def test_score_keeps_jsonl_rows_exactly(reward_run, tmp_path: Path):
+    """An optional key present on some rows only stays absent on the others (no NaN, valid JSON out)."""
+    rows = [
+        {"prompt": "how do i make tea ?", "response": "good tea", "rating": 9, "comment": "nice"},
+        {"prompt": "how do i make tea ?", "response": "bad", "rating": 2},
+    ]
+    data = write_jsonl(rows, tmp_path / "rated.jsonl")
+    result = CliRunner().invoke(app, ["score", str(reward_run.run_dir), "--data", str(data), "-q"])
+    assert result.exit_code == 0, result.output
+    out = [json.loads(line) for line in (tmp_path / "rated.scored.jsonl").read_text().splitlines()]
+    assert [{k: v for k, v in row.items() if k != "reward"} for row in out] == rows
+    assert all(isinstance(row["reward"], float) for row in out)
+
+
 def test_score_names_the_missing_column(reward_run, tmp_path: Path):
     data = write_jsonl([{"question": "how do i make tea ?", "response": "good"}], tmp_path / "answers.jsonl")
     result = CliRunner().invoke(app, ["score", str(reward_run.run_dir), "--data", str(data)])
