@@ -1,6 +1,7 @@
 """`train reward`: TRL's loss is the formula, training separates a toy set, LoRA reward models reload with their head.
 
-Everything runs on a 2-layer Llama and a word-level tokenizer built in code (tests/train/reward_fixtures.py).
+Most tests run on a 2-layer Llama and a word-level tokenizer built in code (tests/train/reward_fixtures.py);
+one checks the chat-template path on the real SmolLM2-135M-Instruct (the `smollm2` fixture of conftest.py).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 from reward_fixtures import build_export, save_tiny_base, tiny_tokenizer, toy_pairs, write_jsonl
+from typer.testing import CliRunner
 
 from curate.errors import CurateError
+from train.cli import app
 from train.reward import RewardRecipe, build_trainer, pairwise_accuracy, rating_spearman, train_reward
 from train.score import TextFormat, load_reward_model, reward_input_ids, reward_scores
 
@@ -205,6 +208,9 @@ def test_sft_export_is_refused_with_one_clear_error(tiny_base: Path, tmp_path: P
     export = build_export(rows, tmp_path / "sft-export", kind="instruction")
     with pytest.raises(CurateError, match=r"'instruction' export .* cannot train `train reward`.*preference"):
         train_reward(recipe_for(tiny_base, export, tmp_path / "run"), quiet=True)
+    result = CliRunner().invoke(app, ["reward", "--data", str(export), "--model", str(tiny_base), "--quiet"])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ") and "Traceback" not in result.output
 
 
 def test_missing_rejected_column_is_one_clear_error(tiny_base: Path, tmp_path: Path):
