@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import streamlit as st
+import streamlit.components.v1 as components
 
 # The scale's anchors, shown next to every rating input so labelers share one meaning of each number.
 SCALE_ANCHORS = {1: "terrible", 3: "poor", 5: "mediocre", 7: "good", 10: "great"}
@@ -34,3 +37,23 @@ def preference_label(rating_a: int, rating_b: int) -> str:
         return "tie"
     winner, gap = ("A", rating_a - rating_b) if rating_a > rating_b else ("B", rating_b - rating_a)
     return f"{winner} preferred by {gap} point{'s' if gap > 1 else ''}"
+
+
+def focus_input(label: str, item_id: int) -> None:
+    """Put the keyboard cursor in the input labelled `label` when a new item appears (Streamlit has no autofocus).
+
+    Runs a fixed script in a same-origin, zero-height iframe; `item_id` changes the iframe's content per item
+    so the script runs once per item, not on every rerun. Only our constant label and an int reach it.
+    """
+    selector = json.dumps(f'input[aria-label="{label}"]')
+    components.html(
+        f"""<script data-item="{int(item_id)}">
+        const find = (tries) => {{
+          const input = window.parent.document.querySelector({selector});
+          if (input) input.focus();
+          else if (tries > 0) setTimeout(() => find(tries - 1), 50);
+        }};
+        find(40);
+        </script>""",
+        height=0,
+    )

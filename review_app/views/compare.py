@@ -6,7 +6,7 @@ import streamlit as st
 
 from curate.errors import CurateError
 from review_app import state
-from review_app.widgets import SCALE_HELP, plain_text, preference_label, progress_bar, scale_legend
+from review_app.widgets import SCALE_HELP, focus_input, plain_text, preference_label, progress_bar, scale_legend
 
 user = state.require_user()
 project = state.require_project()
@@ -45,6 +45,8 @@ with right:
     rating_b = st.number_input(
         "Rating for B (1-10)", 1, 10, value=None, step=1, help=SCALE_HELP, placeholder="1-10", key=f"b-{key}"
     )
+
+focus_input("Rating for A (1-10)", task.left_answer_id)
 
 if rating_a is not None and rating_b is not None:
     st.markdown(f"**Preference:** {preference_label(int(rating_a), int(rating_b))}")

@@ -6,7 +6,7 @@ import streamlit as st
 
 from curate.errors import CurateError
 from review_app import state
-from review_app.widgets import SCALE_HELP, plain_text, progress_bar, scale_legend
+from review_app.widgets import SCALE_HELP, focus_input, plain_text, progress_bar, scale_legend
 
 user = state.require_user()
 project = state.require_project()
@@ -56,6 +56,8 @@ with st.form(f"rate-{task.answer_id}"):
     )
     comment = st.text_input("Comment (optional)", key=f"comment-{task.answer_id}")
     submitted = st.form_submit_button("Submit", type="primary")
+
+focus_input("Rating (1-10)", task.answer_id)  # type the rating, Enter, type the next one: no mouse needed
 
 skip_col, flag_col = st.columns([1, 3])
 skipped = skip_col.button("Skip", help="Not sure? Skip it; it may come back later or go to someone else.")

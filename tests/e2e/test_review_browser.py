@@ -98,19 +98,21 @@ def test_labeler_logs_in_and_rates_three_answers_in_chromium(tmp_path: Path) -> 
                 assert page.evaluate("window.pwned") is None
 
                 rating = page.get_by_label("Rating (1-10)", exact=True)
-                rating.click()  # 1st answer: type the number, Enter submits the form
-                page.keyboard.type("8")
+                expect(rating).to_be_focused()  # the cursor waits in the rating field: no mouse needed
+                page.keyboard.type("8")  # 1st answer: type the number, Enter submits the form
                 page.keyboard.press("Enter")
                 expect(page.get_by_text("Saved your rating 8.")).to_be_visible()
                 expect(page.get_by_text("Progress: 1 / 3 done")).to_be_visible()
 
-                rating.click()  # 2nd answer: the arrow keys step the number
+                expect(rating).to_have_value("")  # the next answer's field, empty
+                expect(rating).to_be_focused()  # 2nd answer: the arrow keys step the number
                 page.keyboard.type("5")
                 page.keyboard.press("ArrowUp")
                 page.keyboard.press("Enter")
                 expect(page.get_by_text("Saved your rating 6.")).to_be_visible()
 
-                rating.click()  # 3rd answer: a comment, and the Submit button
+                expect(rating).to_have_value("")  # the next answer's field, empty
+                expect(rating).to_be_focused()  # 3rd answer: a comment, and the Submit button
                 page.keyboard.type("3")
                 page.get_by_label("Comment (optional)", exact=True).fill("<b>too</b> short")
                 page.get_by_role("button", name="Submit").click()
