@@ -253,6 +253,10 @@ def train_reward(recipe: RewardRecipe, resume: bool = False, overwrite: bool = F
         raise CurateError("no training data: pass --data EXPORT_DIR (a preference export: prompt, chosen, rejected)")
     if not recipe.model.name:
         raise CurateError("no model: pass --model NAME (hub id, local directory, .gguf file or 'smollm2')")
+    if recipe.memory.quantize != "none" and not recipe.lora.enabled:
+        raise CurateError(
+            f"--quantize {recipe.memory.quantize} needs LoRA (QLoRA): quantized weights cannot be trained in full"
+        )
     data = load_data(recipe.dataset.path, "reward")
     if "prompt" not in data.columns:
         raise CurateError(f"{data.source}: `train reward` needs a `prompt` column beside chosen and rejected")

@@ -120,7 +120,15 @@ def load_reward_model(run_dir: str | Path, dtype: str = "auto") -> tuple[Any, An
             f"{run_dir}: a `train {card.get('verb')}` run, not a reward model; train one with `train reward`"
         )
     tokenizer = AutoTokenizer.from_pretrained(run_dir)
-    load_kwargs = {"num_labels": 1, "dtype": resolve_dtype(dtype)}
+    load_kwargs: dict[str, Any] = {"num_labels": 1, "dtype": resolve_dtype(dtype)}
+    quantization = card.get("quantization") or {}
+    quantized = quantization.get("quantize", "none") != "none" and torch.cuda.is_available()
+    if quantized:  # a QLoRA adapter scores on the same 4/8-bit base it was trained on (on CPU: unquantized)
+        from train.config import MemorySection
+        from train.model import quantization_config
+
+        memory = MemorySection(**{k: v for k, v in quantization.items() if k in MemorySection.model_fields})
+        load_kwargs.update(quantization_config=quantization_config(memory), device_map={"": 0})
     if (run_dir / "adapter_config.json").is_file():
         from peft import PeftModel
 
@@ -134,7 +142,7 @@ def load_reward_model(run_dir: str | Path, dtype: str = "auto") -> tuple[Any, An
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.config.pad_token_id = tokenizer.pad_token_id
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and not quantized:
         model.to("cuda")
     data = card.get("data", {})
     return model, tokenizer, TextFormat(data.get("template"), data.get("format") or "prompt-completion")

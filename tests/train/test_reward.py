@@ -203,6 +203,20 @@ def test_mixed_precision_reward_run_reloads_on_gpu(tiny_base: Path, toy_export: 
     assert reward_scores(model, tokenizer, answers, fmt) == pytest.approx(trained, rel=0.05, abs=0.05)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (bitsandbytes 4-bit)")
+def test_qlora_reward_run_reloads_on_gpu(tiny_base: Path, toy_export: Path, tmp_path: Path):
+    """`--quantize 4bit`: nf4 base + LoRA + fp32 head train, and score the same after reload on the 4-bit base."""
+    memory = {"quantize": "4bit", "gradient_checkpointing": True}
+    run = train_reward(recipe_for(tiny_base, toy_export, tmp_path / "qlora", memory=memory), quiet=True)
+    assert run.metrics["test_pairwise_accuracy"] >= 0.9
+    answers = [(r["prompt"], r["chosen"]) for r in toy_pairs(5, seed=9)]
+    trained = reward_scores(run.model, run.tokenizer, answers, run.text_format)
+    model, tokenizer, fmt = load_reward_model(run.run_dir)
+    assert getattr(model, "is_loaded_in_4bit", False) or model.base_model.model.is_loaded_in_4bit
+    assert reward_scores(model, tokenizer, answers, fmt) == pytest.approx(trained, rel=0.05, abs=0.05)
+
+
 def test_sft_export_is_refused_with_one_clear_error(tiny_base: Path, tmp_path: Path):
     rows = [{"prompt": f"how do i make {t} ?", "response": "good"} for t in ("tea", "bread", "eggs", "rust")]
     export = build_export(rows, tmp_path / "sft-export", kind="instruction")
