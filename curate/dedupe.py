@@ -32,6 +32,8 @@ AUTO_EXACT_MAX_ROWS = 20_000
 IVF_NPROBE = 8  # lists each row is compared against: its own + the 7 next nearest
 IVF_TRAIN_POINTS_PER_LIST = 16  # k-means sample size per list; more buys little for dedupe
 IVF_KMEANS_ITERATIONS = 8
+IVF_COARSE_DIM = 64  # lists are assigned in this many PCA dimensions (see _coarse_space)
+IVF_PCA_SAMPLE = 20_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 40
 HNSW_EF_SEARCH = 64
@@ -179,21 +181,22 @@ def _ivf_pairs(
         nlist = int(np.sqrt(n * nprobe))
     nlist = max(1, min(nlist, n // IVF_TRAIN_POINTS_PER_LIST))
     nprobe = min(nprobe, nlist)
+    coarse_b, coarse_q = _coarse_space(xb, xq, same, seed)
     kmeans = faiss.Kmeans(
-        d,
+        coarse_b.shape[1],
         nlist,
         niter=IVF_KMEANS_ITERATIONS,
-        spherical=True,
         seed=seed,
         max_points_per_centroid=IVF_TRAIN_POINTS_PER_LIST,
         min_points_per_centroid=1,
         verbose=False,
     )
-    kmeans.train(xb)
-    quantizer = faiss.IndexFlatIP(d)
+    kmeans.train(coarse_b)
+    quantizer = faiss.IndexFlatL2(coarse_b.shape[1])
     quantizer.add(np.asarray(kmeans.centroids, dtype=np.float32))
-    _, probes = quantizer.search(xq, nprobe)
-    home = probes[:, 0] if same else quantizer.search(xb, 1)[1][:, 0]
+    _, probes = quantizer.search(coarse_q, nprobe)
+    home = probes[:, 0] if same else quantizer.search(coarse_b, 1)[1][:, 0]
+    del coarse_b, coarse_q
 
     base_order = np.argsort(home, kind="stable")
     base_bounds = np.searchsorted(home[base_order], np.arange(nlist + 1))
@@ -221,6 +224,25 @@ def _ivf_pairs(
     if not lefts:
         return _empty_pairs()
     return Pairs(np.concatenate(lefts), np.concatenate(rights).astype(np.int64), np.concatenate(sims))
+
+
+def _coarse_space(xb: np.ndarray, xq: np.ndarray, same: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows projected on their first IVF_COARSE_DIM principal axes, where lists are assigned.
+
+    Assignment is the IVF's largest cost (rows x lists dot products); in 64 PCA dimensions it is
+    6x cheaper at 384-d and, measured on planted 384-d data, misses fewer duplicate pairs than
+    assigning in the full space. Similarities in the join always use the full vectors.
+    """
+    import faiss
+
+    d = xb.shape[1]
+    if d <= IVF_COARSE_DIM:
+        return xb, xq
+    sample = xb[np.random.default_rng(seed).choice(len(xb), min(len(xb), IVF_PCA_SAMPLE), replace=False)]
+    pca = faiss.PCAMatrix(d, IVF_COARSE_DIM)
+    pca.train(np.ascontiguousarray(sample))
+    coarse_b = pca.apply(xb)
+    return coarse_b, coarse_b if same else pca.apply(xq)
 
 
 def _hnsw_pairs(xq: np.ndarray, xb: np.ndarray, threshold: float) -> Pairs:

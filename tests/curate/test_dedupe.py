@@ -200,3 +200,17 @@ def test_hnsw_rows_with_more_than_k_neighbours_are_searched_exactly() -> None:
     exact, hnsw = self_pairs(x, 0.95, "exact"), self_pairs(x, 0.95, "hnsw")
     assert len(exact) >= 40 * 41 // 2
     np.testing.assert_array_equal(np.sort(hnsw.keys(len(x))), np.sort(exact.keys(len(x))))
+
+
+def test_ivf_join_in_small_blocks_finds_the_same_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import curate.dedupe as dedupe
+
+    x = planted(2000, 64, dup_fraction=0.3, low=0.9, seed=10)
+    whole = self_pairs(x, 0.93, "ivf")
+    monkeypatch.setattr(dedupe, "BLOCK_ELEMENTS", 97)  # a few queries per matrix product
+    blocked = self_pairs(x, 0.93, "ivf")
+    np.testing.assert_array_equal(blocked.keys(len(x)), whole.keys(len(x)))
+    cross = search_pairs(x[1500:], x[:1500], 0.93, "ivf")  # queries and base apart: separate assignment
+    exact = search_pairs(x[1500:], x[:1500], 0.93, "exact")
+    assert set(cross.keys(2000).tolist()) <= set(exact.keys(2000).tolist())
+    assert len(cross) > 0.9 * len(exact)
