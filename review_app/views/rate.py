@@ -20,6 +20,26 @@ def _next_item(notice: str) -> None:
     st.rerun()
 
 
+def _change_last_rating() -> None:
+    """Let the labeler correct their latest rating here; the store keeps the old one as history."""
+    mine = store.ratings_frame(project, user.id)  # their own ratings only (blind)
+    mine = mine[mine["mode"] == "rate"]  # a compare rating is changed with its pair, not alone
+    if mine.empty:
+        return
+    last = mine.iloc[-1]
+    rating_id, old = int(last.rating_id), int(last.rating)
+    with st.expander(f"Change your last rating ({old})"):
+        plain_text(str(last.response), label="The answer you rated last")
+        with st.form(f"edit-{rating_id}"):
+            new = st.number_input("New rating (1-10)", 1, 10, value=old, step=1, key=f"edit-rating-{rating_id}")
+            changed = st.form_submit_button("Change rating")
+    if changed and int(new) != old:
+        comment = last.comment if isinstance(last.comment, str) else None
+        store.submit_rating(user.id, int(last.answer_id), int(new), comment, float(last.seconds))
+        st.session_state["rate_notice"] = f"Changed your last rating from {old} to {int(new)}."
+        st.rerun()
+
+
 st.title("Rate")
 done, assigned = store.progress(user.id, project)
 progress_bar(done, assigned)
@@ -36,6 +56,7 @@ if task is None or st.session_state.get("rate_task_project") != project:
     state.start_clock("rate")
 if task is None:
     st.info("Nothing left to rate in this project. Thank you!")
+    _change_last_rating()
     st.stop()
 
 plain_text(task.prompt, label="Prompt")
@@ -60,7 +81,9 @@ with st.form(f"rate-{task.answer_id}"):
 focus_input("Rating (1-10)", task.answer_id)  # type the rating, Enter, type the next one: no mouse needed
 
 skip_col, flag_col = st.columns([1, 3])
-skipped = skip_col.button("Skip", help="Not sure? Skip it; it may come back later or go to someone else.")
+skipped = skip_col.button(
+    "Skip", help="Not sure? Skip it: it leaves your queue for good (other labelers of this item still rate it)."
+)
 with flag_col.expander("Flag this item"), st.form(f"flag-{task.answer_id}"):
     reason = st.text_input(
         "Reason", placeholder="e.g. prompt is unclear, offensive, duplicate", key=f"flag-reason-{task.answer_id}"
@@ -86,3 +109,5 @@ try:
             _next_item("Flagged for an admin. Here is the next answer.")
 except CurateError as exc:
     st.error(str(exc))
+
+_change_last_rating()

@@ -75,3 +75,22 @@ def test_flag_needs_a_reason_and_reaches_the_admin_verbatim(review: Review, app)
     ]
     assert at.session_state["rate_task"].answer_id != first.answer_id
     assert [s.value for s in at.success] == ["Flagged for an admin. Here is the next answer."]
+
+
+def test_last_rating_can_be_changed_and_the_old_one_stays_in_history(review: Review, app) -> None:
+    at = app("ann")
+    first = at.session_state["rate_task"]
+    at.number_input(key=f"rating-{first.answer_id}").set_value(2)
+    at.text_input(key=f"comment-{first.answer_id}").input("meh")
+    button(at, "Submit").click()
+    at.run()
+    rating_id = int(review.store.ratings_frame(PROJECT).rating_id.iloc[0])
+    at.number_input(key=f"edit-rating-{rating_id}").set_value(9)
+    button(at, "Change rating").click()
+    at.run()
+    assert [s.value for s in at.success] == ["Changed your last rating from 2 to 9."]
+    current = review.store.ratings_frame(PROJECT)
+    assert list(zip(current.answer_id, current.rating, current.comment, strict=True)) == [(first.answer_id, 9, "meh")]
+    history = review.store.ratings_frame(PROJECT, history=True)
+    assert sorted(history.rating) == [2, 9] and history.superseded_at.notna().sum() == 1
+    assert progress_text(at) == "Progress: 1 / 6 done"  # an edit is not a new answer done
