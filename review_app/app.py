@@ -31,30 +31,36 @@ if current is None or current.must_change_password:
     st.navigation([st.Page(VIEWS / view, title="Log in")], position="hidden").run()
     st.stop()
 
-with st.sidebar:
-    st.text(f"Logged in as {current.name} ({current.role})")
-    projects = store.projects()
-    if projects:
-        chosen = state.project()
-        st.selectbox(
-            "Project", projects, index=projects.index(chosen) if chosen in projects else 0, key="project_choice"
-        )
-        st.session_state["project"] = st.session_state["project_choice"]
-    if st.button("Log out"):
-        st.session_state.clear()
-        st.rerun()
 
-# A project set up for side-by-side work (`curate review init --mode compare`) opens on Compare.
-project_name = state.project()
-compare_first = bool(project_name) and store.project(str(project_name)).mode == "compare"
-pages = [
-    st.Page(VIEWS / "rate.py", title="Rate", icon=":material/star:", default=not compare_first),
-    st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare:", default=compare_first),
-]
-if current.is_admin:
-    pages.append(st.Page(VIEWS / "admin.py", title="Admin", icon=":material/monitoring:"))
-try:
+def _logged_in(current: state.User) -> None:
+    """Sidebar (who, which project, log out) and the pages this user may open."""
+    with st.sidebar:
+        st.text(f"Logged in as {current.name} ({current.role})")
+        projects = store.projects()
+        if projects:
+            chosen = state.project()
+            st.selectbox(
+                "Project", projects, index=projects.index(chosen) if chosen in projects else 0, key="project_choice"
+            )
+            st.session_state["project"] = st.session_state["project_choice"]
+        if st.button("Log out"):
+            st.session_state.clear()
+            st.rerun()
+
+    # A project set up for side-by-side work (`curate review init --mode compare`) opens on Compare.
+    project_name = state.project()
+    compare_first = bool(project_name) and store.project(str(project_name)).mode == "compare"
+    pages = [
+        st.Page(VIEWS / "rate.py", title="Rate", icon=":material/star:", default=not compare_first),
+        st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare:", default=compare_first),
+    ]
+    if current.is_admin:
+        pages.append(st.Page(VIEWS / "admin.py", title="Admin", icon=":material/monitoring:"))
     st.navigation(pages).run()
+
+
+try:
+    _logged_in(current)
 except CurateError as exc:
     # e.g. an admin deactivated this labeler, or removed the project, while they were logged in
     st.error(str(exc))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from review_harness import PROJECT, Review, button
+from review_harness import APP, PROJECT, Review, button, choose_password, login
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from streamlit.testing.v1 import AppTest
 
+from curate.store import ReviewStore
 from curate.store_models import Comparison
 
 
@@ -70,3 +72,16 @@ def test_switching_modes_never_offers_an_answer_already_rated(review: Review, ap
     at.switch_page("views/rate.py").run()
     rated = set(review.store.ratings_frame(PROJECT, review.labeler_id("ann")).answer_id)
     assert at.session_state["rate_task"].answer_id not in rated
+
+
+def test_a_compare_project_opens_on_the_compare_page(tmp_path, monkeypatch) -> None:
+    url = f"sqlite:///{tmp_path / 'compare.db'}"
+    monkeypatch.setenv("CURATRAIN_REVIEW_DB", url)
+    store = ReviewStore(url, password_rounds=4)
+    store.create_project("side-by-side", overlap=1, mode="compare")
+    store.import_items("side-by-side", [{"prompt": "Best pet?", "answers": ["A cat.", "A rock."]}])
+    password = store.add_labeler("ann")
+    at = login(AppTest.from_file(str(APP), default_timeout=30).run(), "ann", password)
+    choose_password(at, "ann-own-password")
+    assert [t.value for t in at.title] == ["Compare"]
+    assert at.session_state["compare_task"].prompt == "Best pet?"
