@@ -13,10 +13,11 @@ import typer
 from rich.table import Table
 
 from curate.console import console, user_errors
-from curate.dedupe import INDEX_KINDS, DedupeResult, Pairs, semantic_dedupe, threshold_sweep
+from curate.dedupe import DedupeResult, semantic_dedupe, threshold_sweep
 from curate.embed import DEFAULT_EMBEDDER, encode
 from curate.errors import CurateError
 from curate.export import atomic_directory, write_parquet
+from curate.pair_search import INDEX_KINDS, Pairs
 from curate.readers import RawRow, read_rows
 
 SAMPLE_PAIRS = 4  # pairs shown on each side of the chosen threshold

@@ -11,8 +11,8 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from curate.dedupe import search_pairs
 from curate.errors import CurateError
+from curate.pair_search import search_pairs
 from curate.schema import Record
 from curate.steps.base import BuildContext, Step
 from curate.steps.semantic_dedupe import embed_records

@@ -1,21 +1,12 @@
-"""Semantic dedupe algorithms (curate/dedupe.py) on synthetic unit vectors: exact == naive, edge cases, ANN."""
+"""Semantic dedupe (curate/dedupe.py, curate/pair_search.py) on synthetic unit vectors: exact == naive, edges, ANN."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from curate.dedupe import (
-    MAX_VECTOR_ROUNDS,
-    Pairs,
-    faiss_radius,
-    greedy_keep,
-    naive_dedupe,
-    search_pairs,
-    self_pairs,
-    semantic_dedupe,
-    threshold_sweep,
-)
+from curate.dedupe import MAX_VECTOR_ROUNDS, greedy_keep, naive_dedupe, semantic_dedupe, threshold_sweep
+from curate.pair_search import Pairs, faiss_radius, search_pairs, self_pairs
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -203,11 +194,11 @@ def test_hnsw_rows_with_more_than_k_neighbours_are_searched_exactly() -> None:
 
 
 def test_ivf_join_in_small_blocks_finds_the_same_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
-    import curate.dedupe as dedupe
+    import curate.pair_search as pair_search
 
     x = planted(2000, 64, dup_fraction=0.3, low=0.9, seed=10)
     whole = self_pairs(x, 0.93, "ivf")
-    monkeypatch.setattr(dedupe, "BLOCK_ELEMENTS", 97)  # a few queries per matrix product
+    monkeypatch.setattr(pair_search, "BLOCK_ELEMENTS", 97)  # a few queries per matrix product
     blocked = self_pairs(x, 0.93, "ivf")
     np.testing.assert_array_equal(blocked.keys(len(x)), whole.keys(len(x)))
     cross = search_pairs(x[1500:], x[:1500], 0.93, "ivf")  # queries and base apart: separate assignment
