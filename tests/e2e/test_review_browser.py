@@ -1,22 +1,29 @@
-"""The review app in a real headless Chromium: set up through the CLI, `curate review serve`, log in, rate three
-answers with the keyboard and the mouse, then read the rows back from the database."""
+"""The review app in a real headless Chromium, served by `curate review serve` on a DB set up through the CLI:
+a labeler rates three answers with the keyboard, another compares two answers, the admin sees the agreement;
+the rows are then read back from the database."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from curate.agreement import krippendorff_alpha
 from curate.store import ReviewStore
-
-pytestmark = pytest.mark.browser
+from curate.store_models import Comparison
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
@@ -27,6 +34,22 @@ ITEMS = [
     {"prompt": "What is 2 + 2?", "answers": [HOSTILE, "4"], "models": ["m-a", "m-b"]},
     {"prompt": "Capital of France?", "answers": ["Paris."], "models": ["m-a"]},
 ]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason=f"needs Debian's chromium at {CHROMIUM} (apt install chromium)"
+    ),
+]
+
+
+@dataclass
+class Served:
+    """The running app, its database and the one-time passwords the CLI printed."""
+
+    url: str
+    db: str
+    passwords: dict[str, str]
 
 
 def _curate(*args: str) -> str:
@@ -55,17 +78,19 @@ def _wait_healthy(url: str, server: subprocess.Popen[bytes], timeout: float = 90
     raise AssertionError(f"the review app did not answer on {url} within {timeout:.0f} s")
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Debian's chromium at {CHROMIUM} (apt install chromium)")
-def test_labeler_logs_in_and_rates_three_answers_in_chromium(tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
-
-    db = f"sqlite:///{tmp_path / 'review.db'}"
-    items = tmp_path / "items.jsonl"
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """`curate review init/import/labeler add` on a fresh SQLite DB, then `curate review serve` on a free port."""
+    tmp = tmp_path_factory.mktemp("review-browser")
+    db = f"sqlite:///{tmp / 'review.db'}"
+    items = tmp / "items.jsonl"
     items.write_text("".join(json.dumps(item) + "\n" for item in ITEMS))
-    _curate("review", "init", "--db", db, "--project", "qa", "--overlap", "2")
+    _curate("review", "init", "--db", db, "--project", "qa", "--overlap", "3")
     _curate("review", "import", str(items), "--db", db, "--project", "qa", "--quiet")
-    password = _curate("review", "labeler", "add", "ann", "--db", db).strip().splitlines()[-1]
-
+    passwords = {
+        name: _curate("review", "labeler", "add", name, "--db", db, *flags).strip().splitlines()[-1]
+        for name, flags in (("ann", []), ("ben", []), ("cy", []), ("root", ["--admin"]))
+    }
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
@@ -75,53 +100,7 @@ def test_labeler_logs_in_and_rates_three_answers_in_chromium(tmp_path: Path) -> 
     )
     try:
         _wait_healthy(url, server)
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page()
-                dialogs: list[str] = []
-                page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-                page.set_default_timeout(30_000)
-                expect.set_options(timeout=30_000)  # two shared CPU cores: a rerun can take seconds
-                page.goto(url)
-
-                page.get_by_label("Name", exact=True).fill("ann")
-                page.get_by_label("Password", exact=True).fill(password)
-                page.get_by_role("button", name="Log in").click()
-                page.get_by_label("New password", exact=True).fill("ann-own-password")
-                page.get_by_label("Repeat it", exact=True).fill("ann-own-password")
-                page.get_by_role("button", name="Save password").click()
-
-                expect(page.get_by_text("Progress: 0 / 3 done")).to_be_visible()
-                # The hostile answer is on screen as literal text and its script never ran.
-                expect(page.get_by_text(HOSTILE)).to_be_visible()
-                assert page.evaluate("window.pwned") is None
-
-                rating = page.get_by_label("Rating (1-10)", exact=True)
-                expect(rating).to_be_focused()  # the cursor waits in the rating field: no mouse needed
-                page.keyboard.type("8")  # 1st answer: type the number, Enter submits the form
-                page.keyboard.press("Enter")
-                expect(page.get_by_text("Saved your rating 8.")).to_be_visible()
-                expect(page.get_by_text("Progress: 1 / 3 done")).to_be_visible()
-
-                expect(rating).to_have_value("")  # the next answer's field, empty
-                expect(rating).to_be_focused()  # 2nd answer: the arrow keys step the number
-                page.keyboard.type("5")
-                page.keyboard.press("ArrowUp")
-                page.keyboard.press("Enter")
-                expect(page.get_by_text("Saved your rating 6.")).to_be_visible()
-
-                expect(rating).to_have_value("")  # the next answer's field, empty
-                expect(rating).to_be_focused()  # 3rd answer: a comment, and the Submit button
-                page.keyboard.type("3")
-                page.get_by_label("Comment (optional)", exact=True).fill("<b>too</b> short")
-                page.get_by_role("button", name="Submit").click()
-                expect(page.get_by_text("Saved your rating 3.")).to_be_visible()
-                expect(page.get_by_text("Nothing left to rate in this project.")).to_be_visible()
-                expect(page.get_by_text("Progress: 3 / 3 done")).to_be_visible()
-                assert dialogs == []
-            finally:
-                browser.close()
+        yield Served(url, db, passwords)
     finally:
         server.terminate()
         try:
@@ -130,11 +109,127 @@ def test_labeler_logs_in_and_rates_three_answers_in_chromium(tmp_path: Path) -> 
             server.kill()
             server.wait()
 
-    store = ReviewStore(db)
-    ann = store.authenticate("ann", "ann-own-password")
-    rows = store.ratings_frame("qa", ann.id)
-    store.close()
+
+@pytest.fixture(scope="module")
+def browser(served: Served) -> Iterator[Any]:
+    """Headless Debian Chromium driven by Playwright."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=30_000)  # two shared CPU cores: a rerun can take seconds
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _log_in(browser: Any, served: Served, name: str) -> Any:
+    """A new page logged in as `name`, with the one-time password replaced by their own."""
+    page = browser.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(served.url)
+    page.get_by_label("Name", exact=True).fill(name)
+    page.get_by_label("Password", exact=True).fill(served.passwords[name])
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_label("New password", exact=True).fill(f"{name}-own-password")
+    page.get_by_label("Repeat it", exact=True).fill(f"{name}-own-password")
+    page.get_by_role("button", name="Save password").click()
+    return page
+
+
+def _own_ratings(served: Served, name: str) -> Any:
+    store = ReviewStore(served.db)
+    try:
+        return store.ratings_frame("qa", store.authenticate(name, f"{name}-own-password").id)
+    finally:
+        store.close()
+
+
+def test_labeler_rates_three_answers_with_the_keyboard(served: Served, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    page = _log_in(browser, served, "ann")
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    expect(page.get_by_text("Progress: 0 / 3 done")).to_be_visible()
+    # The hostile answer is on screen as literal text and its script never ran.
+    expect(page.get_by_text(HOSTILE)).to_be_visible()
+    assert page.evaluate("window.pwned") is None
+
+    rating = page.get_by_label("Rating (1-10)", exact=True)
+    expect(rating).to_be_focused()  # the cursor waits in the rating field: no mouse needed
+    page.keyboard.type("8")  # 1st answer: type the number, Enter submits the form
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("Saved your rating 8.")).to_be_visible()
+    expect(page.get_by_text("Progress: 1 / 3 done")).to_be_visible()
+
+    expect(rating).to_have_value("")  # the next answer's field, empty
+    expect(rating).to_be_focused()  # 2nd answer: the arrow keys step the number
+    page.keyboard.type("5")
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("Saved your rating 6.")).to_be_visible()
+
+    expect(rating).to_have_value("")
+    expect(rating).to_be_focused()  # 3rd answer: a comment, and the Submit button
+    page.keyboard.type("3")
+    page.get_by_label("Comment (optional)", exact=True).fill("<b>too</b> short")
+    page.get_by_role("button", name="Submit").click()
+    expect(page.get_by_text("Saved your rating 3.")).to_be_visible()
+    expect(page.get_by_text("Nothing left to rate in this project.")).to_be_visible()
+    expect(page.get_by_text("Progress: 3 / 3 done")).to_be_visible()
+    assert dialogs == []
+    page.close()
+
+    rows = _own_ratings(served, "ann")
     assert list(rows.response) == [HOSTILE, "4", "Paris."]
     assert list(rows.rating) == [8, 6, 3]
     assert list(rows.comment.fillna("")) == ["", "", "<b>too</b> short"]
     assert (rows.seconds > 0).all()
+
+
+def test_labeler_compares_two_answers_and_the_admin_sees_agreement(served: Served, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    # cy rated both answers of the first item (through the store), so agreement has two answers to go on.
+    store = ReviewStore(served.db)
+    cy = store.authenticate("cy", served.passwords["cy"]).id
+    for value in (7, 5):
+        task = store.next_rating_task(cy, "qa")
+        store.submit_rating(cy, task.answer_id, value, None, 3.0)
+    store.close()
+
+    page = _log_in(browser, served, "ben")
+    expect(page.get_by_role("link", name="Compare")).to_be_visible()
+    expect(page.get_by_role("link", name="Admin")).to_have_count(0)  # labelers never see the admin page
+    page.get_by_role("link", name="Compare").click()
+    expect(page.get_by_text("Answer B")).to_be_visible()
+    shown_a = page.get_by_test_id("stColumn").nth(0).get_by_test_id("stText").inner_text()
+    page.get_by_label("Rating for A (1-10)", exact=True).fill("9")
+    page.get_by_label("Rating for A (1-10)", exact=True).press("Enter")
+    page.get_by_label("Rating for B (1-10)", exact=True).fill("4")
+    page.get_by_label("Rating for B (1-10)", exact=True).press("Enter")
+    expect(page.get_by_text("A preferred by 5 points")).to_be_visible()
+    page.get_by_role("button", name="Submit both ratings").click()
+    expect(page.get_by_text("Saved A = 9, B = 4")).to_be_visible()
+    page.close()
+
+    rows = _own_ratings(served, "ben")
+    assert set(rows["mode"]) == {"compare"} and len(rows) == 2
+    by_text = dict(zip(rows.response, rows.rating, strict=True))
+    assert by_text[shown_a] == 9  # the answer shown on the left got the left rating
+    store = ReviewStore(served.db)
+    with Session(store.engine) as s:
+        comparison = s.scalars(select(Comparison)).one()
+    left_text = next(r.response for r in rows.itertuples() if r.answer_id == comparison.left_answer_id)
+    assert left_text == shown_a and comparison.preferred == "left"
+    alpha = krippendorff_alpha(store.ratings_frame("qa"))  # cy's, ben's (and ann's) ratings
+    store.close()
+    assert not math.isnan(alpha)
+
+    admin = _log_in(browser, served, "root")
+    admin.get_by_role("link", name="Admin").click()
+    expect(admin.get_by_text("Krippendorff's alpha (ordinal)")).to_be_visible()
+    expect(admin.get_by_test_id("stMetricValue").nth(2)).to_have_text(f"{alpha:.3f}")
+    admin.close()
