@@ -25,14 +25,20 @@ from playwright.sync_api import Page, expect, sync_playwright
 from curate.store import ReviewStore
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 LABELERS = {"alice": 40, "bob": 34, "chen": 26, "dana": 14}  # answers each has rated so far
 SECONDS_PER_RATING = {"alice": 14.0, "bob": 26.0, "chen": 19.0, "dana": 38.0}
 PASSWORD = "sample-password"
 
 
 def seed(url: str) -> None:
-    """Project `qa` (overlap 3) with data/qa/items.jsonl, four labelers part-way through, two flags, an admin."""
+    """Project `qa` (overlap 3) with data/qa/items.jsonl, four labelers part-way through, a flag, an admin."""
     rng = random.Random(7)
     store = ReviewStore(url, password_rounds=4)
     store.create_project("qa", overlap=3)
@@ -60,10 +66,7 @@ def seed(url: str) -> None:
             pool = per_answer.get(key) or [5]
             value = given.get((*key, name), round(sum(pool) / len(pool)))
             seconds = rng.lognormvariate(0, 0.4) * SECONDS_PER_RATING[name]
-            if name == "bob" and len(per_answer.get(key, [])) == 1 and left[name] == 20:
-                store.flag(ids[name], task.answer_id, "single answer repeats the prompt; check the source")
-            else:
-                store.submit_rating(ids[name], task.answer_id, value, None, seconds)
+            store.submit_rating(ids[name], task.answer_id, value, None, seconds)
             left[name] -= 1
     task = store.next_rating_task(ids["chen"], "qa")
     if task is not None:
@@ -106,7 +109,7 @@ def _settle(page: Page) -> None:
 def shoot(url: str, out: Path, chromium: str) -> None:
     """Rate and Compare as labeler dana, Admin as lead."""
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=[*CHROMIUM_ARGS, "--no-first-run"])
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         expect.set_options(timeout=30_000)
         page = browser.new_page(viewport={"width": 1280, "height": 860})
         _login(page, url, "dana")

@@ -26,8 +26,13 @@ from curate.store import ReviewStore
 from curate.store_models import Comparison
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-CHROMIUM_ARGS.append("--no-first-run")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 CURATE = [sys.executable, "-m", "curate.cli"]
 HOSTILE = "<script>window.pwned = 1</script> **not bold**"
 ITEMS = [
