@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/curate build recipes/latex-build.yaml
-	$(BIN)/train sft --config recipes/latex-sft.yaml --max-steps 16 --out runs/latex-demo --overwrite
+	$(BIN)/train sft --config recipes/latex-sft.yaml --max-steps 16 --batch-size 4 --out runs/latex-demo --overwrite
 	$(BIN)/train generate runs/latex-demo --prompt "g of x equals integral from 0 to 1 of x squared" --num-beams 2 --max-new-tokens 24
 
 lint: $(STAMP)

@@ -22,6 +22,7 @@ from train.config import SFTRecipe, load_recipe, parse_overrides, print_recipe
 from train.data import TrainData, load_data
 from train.generate import generate_texts
 from train.model import describe, load_model, load_tokenizer, lora_config, model_path, resolve_dtype
+from train.progress import RichProgress
 
 DEFAULT_MAX_LENGTH = 1024
 
@@ -112,7 +113,7 @@ def sft_config(recipe: SFTRecipe, run_dir: Path, max_length: int, has_eval: bool
         report_to=recipe.logging.report_to,
         push_to_hub=recipe.logging.push_to_hub,
         hub_model_id=recipe.logging.hub_model_id,
-        disable_tqdm=quiet,
+        disable_tqdm=True,  # eval batches too: run_sft shows its own rich bar
         dataloader_pin_memory=on_gpu,
     )
 
@@ -129,6 +130,7 @@ def loss_curve(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def run_sft(recipe: SFTRecipe, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> Path:
     """Train, save the adapter + tokenizer + run card into the run directory, and return it."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import SFTTrainer
 
     if not recipe.dataset.path:
@@ -154,6 +156,11 @@ def run_sft(recipe: SFTRecipe, resume: bool = False, overwrite: bool = False, qu
         processing_class=tokenizer,
         peft_config=lora_config(recipe.lora),
     )
+    # One rich bar (or nothing with --quiet) instead of the trainer's tqdm bar / printed log dicts.
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+    if not quiet:
+        trainer.add_callback(RichProgress("train sft"))
     reset_peak_memory()
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=checkpoint)
@@ -170,6 +177,8 @@ def run_sft(recipe: SFTRecipe, resume: bool = False, overwrite: bool = False, qu
     if trainer.state.best_metric is not None:
         metrics["best_eval_loss"] = trainer.state.best_metric
         metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
+    if not trainer.is_world_process_zero():  # under accelerate/torchrun one process writes the card
+        return run_dir
     samples = sample_generations(trainer.model, tokenizer, data, recipe)
     card: dict[str, Any] = {
         "name": run_dir.name,

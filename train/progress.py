@@ -1,0 +1,54 @@
+"""A rich progress bar for transformers/TRL trainers, in place of their tqdm bars (same look as `curate`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from transformers import TrainerCallback
+
+from curate.console import console
+
+
+class RichProgress(TrainerCallback):
+    """Steps done / total with elapsed and remaining time; the latest loss and eval loss beside the bar."""
+
+    def __init__(self, description: str = "training") -> None:
+        self.description = description
+        self.progress: Progress | None = None
+        self.task: Any = None
+        self.losses: dict[str, float] = {}
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:
+            return
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("steps"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[losses]}"),
+            console=console,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task(
+            self.description, total=state.max_steps, completed=state.global_step, losses=""
+        )
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=state.global_step)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if self.progress is None or not logs:
+            return
+        self.losses.update({k: float(v) for k, v in logs.items() if k in ("loss", "eval_loss")})
+        shown = " · ".join(f"{k} {v:.4f}" for k, v in self.losses.items())
+        self.progress.update(self.task, losses=shown)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
