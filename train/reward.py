@@ -253,6 +253,8 @@ def train_reward(recipe: RewardRecipe, resume: bool = False, overwrite: bool = F
         raise CurateError("no training data: pass --data EXPORT_DIR (a preference export: prompt, chosen, rejected)")
     if not recipe.model.name:
         raise CurateError("no model: pass --model NAME (hub id, local directory, .gguf file or 'smollm2')")
+    if recipe.training.group_by_length:  # transformers' length sampler reads `input_ids`; pairs have two
+        raise CurateError("training.group_by_length is not supported by `train reward` (pairs have two sequences)")
     if recipe.memory.quantize != "none" and not recipe.lora.enabled:
         raise CurateError(
             f"--quantize {recipe.memory.quantize} needs LoRA (QLoRA): quantized weights cannot be trained in full"
