@@ -12,6 +12,7 @@ from typing import Annotated, Any, Optional
 
 import torch
 import typer
+from rich.markup import escape
 
 from curate.console import console, user_errors
 from curate.errors import CurateError
@@ -114,5 +115,5 @@ def generate_command(
         max_new_tokens=max_new_tokens or generation.get("max_new_tokens", 64),
     )
     for text, output in zip(prompt, outputs, strict=True):
-        console.print(f"[dim]{text}[/]", highlight=False)
+        console.print(f"[dim]{escape(text)}[/]", highlight=False)
         console.print(output.strip(), highlight=False, markup=False)

@@ -332,6 +332,8 @@ def sft_command(
 
 def print_summary(run_dir: Path) -> None:
     """What a user reads at the end: metrics, throughput and where the run went."""
+    from rich.markup import escape
+
     from train.card import read_run_card
 
     card = read_run_card(run_dir)
@@ -343,5 +345,6 @@ def print_summary(run_dir: Path) -> None:
         f"{card['throughput']['tokens_per_second']:.0f} tokens/s · peak memory {card['peak_memory']} · "
         f"run written to [bold]{run_dir}[/] (adapter, tokenizer, run_card.json, README.md)"
     )
-    for sample in card["samples"]:
-        console.print(f"[dim]{sample['prompt']!r}[/] → {sample['generated']!r}", highlight=False)
+    for sample in card["samples"]:  # the prompt's end is what differs between test rows
+        tail = " ".join(sample["prompt"].split())[-60:]
+        console.print(f"[dim]…{escape(tail)}[/] → {escape(sample['generated'][:120])}", highlight=False)
