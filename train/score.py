@@ -233,7 +233,7 @@ def score_command(
     """Write a reward score per answer: the same rows plus a `reward` column (higher = better).
 
     Example:
-      train score runs/qa-pairs-reward --data data/qa/ratings.jsonl --out out/qa-scored.jsonl
+      train score runs/qa-reward --data data/qa/ratings.jsonl --out out/qa-ratings-scored.jsonl
     """
     out = out or data.with_name(f"{data.stem}.scored{data.suffix}")
     if out.suffix != data.suffix:
