@@ -27,7 +27,7 @@ def render_card(manifest: dict[str, Any]) -> str:
         "",
         f"# {manifest['name']}",
         "",
-        f"A **{manifest['kind']}** dataset built by `curate build` (curatrain {manifest['versions']['curatrain']}), "
+        f"A **{manifest['kind']}** dataset built by `curate build` (curatrain {manifest['versions'].get('curatrain', 'from a source checkout')}), "
         f"written in the `{manifest['template']['format']}` format"
         + (f" with the `{manifest['template']['name']}` template." if manifest["template"]["name"] else "."),
         "",
