@@ -149,3 +149,12 @@ def test_build_and_lengths_cli_on_the_latex_recipe(tmp_path, monkeypatch):
     result = runner.invoke(app, ["lengths", "data/latex/pairs.jsonl", "-q"])
     assert result.exit_code == 1
     assert "pairs.jsonl line 1: no formatted text" in result.output
+
+
+def test_a_lengths_flag_enables_the_section_of_a_recipe_without_one():
+    from curate.recipe import BuildRecipe, apply_overrides
+
+    assert BuildRecipe().lengths is None
+    recipe = apply_overrides(BuildRecipe(), {"lengths.max_tokens": 512, "lengths.min_tokens": None})
+    assert recipe.lengths is not None
+    assert (recipe.lengths.tokenizer, recipe.lengths.max_tokens, recipe.lengths.min_tokens) == ("smollm2", 512, None)
