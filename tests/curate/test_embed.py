@@ -147,3 +147,15 @@ def test_cache_store_compacts_and_skips_half_written_shards(tmp_path, monkeypatc
     np.testing.assert_array_equal(reopened.gather(rows[:-1]), vectors[::-1])
     fresh = EmbeddingCache(tmp_path)
     np.testing.assert_array_equal(fresh.gather(fresh.lookup(keys)), vectors)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+def test_cuda_encodes_like_the_cpu(cache_dir):
+    texts = _texts(16)
+    gpu = Embedder(device="cuda", cache_dir=cache_dir)
+    assert gpu.backend == "torch"  # auto: ONNX Runtime here is the CPU build
+    on_gpu = gpu.encode(texts, quiet=True)
+    # another store: the torch cache is shared across devices, so the same one would just hand back the GPU's rows
+    on_cpu = encode(texts, device="cpu", cache_dir=cache_dir.parent / "cpu", backend="torch", quiet=True)
+    assert ((on_gpu * on_cpu).sum(axis=1) >= 0.999).all()
