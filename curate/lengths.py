@@ -26,7 +26,7 @@ from curate.hub import load_tokenizer
 DEFAULT_TOKENIZER = "smollm2"
 MULTIPLE = 64
 PERCENTILES = (50, 90, 95, 99)
-Sequence_ = str | list[dict[str, Any]]  # a string, or chat turns rendered with the chat template
+Tokenizable = str | list[dict[str, Any]]  # a string, or chat turns rendered with the chat template
 
 
 @dataclass(frozen=True)
@@ -81,10 +81,10 @@ def cached_tokenizer(name: str) -> Any:
     return load_tokenizer(name)
 
 
-def _sequences(row: dict[str, Any], eos: str) -> list[Sequence_]:
+def _sequences(row: dict[str, Any], eos: str) -> list[Tokenizable]:
     """What the trainer tokenizes for one formatted row (two candidates for preference rows)."""
 
-    def joined(prompt: Any, completion: Any) -> Sequence_:
+    def joined(prompt: Any, completion: Any) -> Tokenizable:
         if isinstance(prompt, list) and isinstance(completion, list):
             return [*prompt, *completion]
         if isinstance(prompt, str) and isinstance(completion, str):
@@ -121,7 +121,7 @@ def token_counts(
     `track` wraps the batch loop in a progress bar; `where(i)` names row i in errors.
     """
     eos = tokenizer.eos_token or ""
-    per_row: list[list[Sequence_]] = []
+    per_row: list[list[Tokenizable]] = []
     for i, row in enumerate(rows):
         try:
             per_row.append(_sequences(row, eos))
