@@ -198,8 +198,10 @@ def _ivf_pairs(
         for start in range(0, len(rows), step):
             chunk = rows[start : start + step]
             scores = xq[chunk] @ block.T
+            hit = np.flatnonzero(scores.max(axis=1) >= t)  # few rows hit: scan only those for pairs
+            scores = scores[hit]
             qi, bi = np.nonzero(scores >= t)
-            lefts.append(chunk[qi])
+            lefts.append(chunk[hit[qi]])
             rights.append(base_order[b0 + bi])
             sims.append(scores[qi, bi])
     if not lefts:
@@ -214,16 +216,22 @@ def _coarse_space(xb: np.ndarray, xq: np.ndarray, same: bool, seed: int) -> tupl
     6x cheaper at 384-d and, measured on planted 384-d data, misses fewer duplicate pairs than
     assigning in the full space. Similarities in the join always use the full vectors.
     """
-    import faiss
-
     d = xb.shape[1]
     if d <= IVF_COARSE_DIM:
         return xb, xq
     sample = xb[np.random.default_rng(seed).choice(len(xb), min(len(xb), IVF_PCA_SAMPLE), replace=False)]
-    pca = faiss.PCAMatrix(d, IVF_COARSE_DIM)
-    pca.train(np.ascontiguousarray(sample))
-    coarse_b = pca.apply(xb)
-    return coarse_b, coarse_b if same else pca.apply(xq)
+    mean = sample.mean(axis=0, dtype=np.float64)
+    centered = sample - mean.astype(np.float32)
+    # numpy, not faiss.PCAMatrix: its training took 2.9 s of a 7 s run at 200k; this takes ~0.1 s.
+    _, axes = np.linalg.eigh((centered.T @ centered).astype(np.float64))
+    top = np.ascontiguousarray(axes[:, ::-1][:, :IVF_COARSE_DIM], dtype=np.float32)
+    offset = (mean @ top).astype(np.float32)  # (x - mean) @ top without an n x d temporary
+
+    def project(x: np.ndarray) -> np.ndarray:
+        return x @ top - offset
+
+    coarse_b = project(xb)
+    return coarse_b, coarse_b if same else project(xq)
 
 
 def _hnsw_pairs(xq: np.ndarray, xb: np.ndarray, threshold: float) -> Pairs:
