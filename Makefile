@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 # anything else spin-wait on each other (3 LoRA steps: 4 s with one thread, 55 s with two, measured).
 demo: $(STAMP)
 	$(BIN)/curate build recipes/latex-build.yaml
-	OMP_NUM_THREADS=1 $(BIN)/train sft --config recipes/latex-sft.yaml --max-steps 16 --batch-size 4 --out runs/latex-demo --overwrite
+	OMP_NUM_THREADS=1 $(BIN)/train sft --config recipes/latex-sft.yaml --max-steps 24 --out runs/latex-demo --overwrite
 	OMP_NUM_THREADS=1 $(BIN)/train generate runs/latex-demo --prompt "g of x equals integral from 0 to 1 of x squared" --num-beams 2 --max-new-tokens 24
 
 lint: $(STAMP)
