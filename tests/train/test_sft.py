@@ -199,3 +199,21 @@ def test_4bit_load_on_a_gpu(tiny_lm: Path) -> None:
 
     model = load_model(ModelSection(name=str(tiny_lm)), MemorySection(quantize="4bit"))
     assert model.is_loaded_in_4bit
+
+
+def test_sft_trains_on_a_saved_conversational_dataset(tiny_lm: Path, tmp_path: Path) -> None:
+    from datasets import Dataset, DatasetDict
+
+    turns = [
+        [{"role": "user", "content": f"what is {i} plus {i}?"}, {"role": "assistant", "content": str(2 * i)}]
+        for i in range(12)
+    ]
+    rows = [{"messages": m} for m in turns]
+    DatasetDict({"train": Dataset.from_list(rows[:10]), "test": Dataset.from_list(rows[10:])}).save_to_disk(
+        tmp_path / "chat"
+    )
+    recipe = sft_recipe(tiny_lm, tmp_path / "chat", tmp_path / "run", training__max_steps=2, training__batch_size=4)
+    card = read_run_card(run_sft(recipe, quiet=True))
+    assert card["data"]["format"] == "messages" and card["data"]["content_hash"] is None
+    assert card["metrics"]["global_step"] == 2 and "eval_loss" in card["metrics"]
+    assert card["hyperparameters"]["max_length"] == 1024  # no export manifest: TRL's default
