@@ -190,15 +190,52 @@ def test_bad_input_gives_one_clear_error(
     assert last.startswith("error:") and expected in last, result.stderr
 
 
+def _word_level_lm(path: Path) -> Path:
+    """A tiny random Llama with a word-level tokenizer, both built in code (no GGUF needed on a GPU box)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    words = ["<unk>", "<eos>", "Convert", "English:", "LaTeX:", "x", "squared", "plus", "one", "x^2", "+", "1"]
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<eos>", unk_token="<unk>")
+    config = LlamaConfig(
+        vocab_size=len(words), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=64, eos_token_id=1, bos_token_id=1,
+    )  # fmt: skip
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
 @pytest.mark.gpu
-def test_4bit_load_on_a_gpu(tiny_lm: Path) -> None:
+def test_qlora_sft_runs_on_a_gpu(tmp_path: Path) -> None:
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU (bitsandbytes 4-bit)")
+    from datasets import Dataset, DatasetDict
+
     from train.config import MemorySection, ModelSection
     from train.model import load_model
 
-    model = load_model(ModelSection(name=str(tiny_lm)), MemorySection(quantize="4bit"))
-    assert model.is_loaded_in_4bit
+    model_dir = _word_level_lm(tmp_path / "lm")
+    assert load_model(ModelSection(name=str(model_dir)), MemorySection(quantize="4bit")).is_loaded_in_4bit
+    rows = [{"prompt": "Convert English: x squared plus one LaTeX:", "completion": " x^2 + 1"}] * 16
+    DatasetDict({"train": Dataset.from_list(rows), "test": Dataset.from_list(rows[:4])}).save_to_disk(tmp_path / "d")
+    recipe = sft_recipe(
+        model_dir,
+        tmp_path / "d",
+        tmp_path / "run",
+        memory__quantize="4bit",
+        memory__gradient_checkpointing=True,
+        training__max_steps=6,
+        training__batch_size=4,
+        training__learning_rate=1e-2,
+    )
+    card = read_run_card(run_sft(recipe, quiet=True))
+    assert card["quantization"]["quantize"] == "4bit" and card["peak_memory"]["device"] == "cuda"
+    assert card["hardware"]["gpu"] and card["metrics"]["global_step"] == 6
+    losses = [e["loss"] for e in card["loss_curve"] if "loss" in e]
+    assert losses[-1] < losses[0]  # one repeated example: the adapter must learn it
 
 
 def test_sft_trains_on_a_saved_conversational_dataset(tiny_lm: Path, tmp_path: Path) -> None:
