@@ -21,9 +21,9 @@ import numpy as np
 IndexKind = Literal["auto", "exact", "ivf", "hnsw"]
 INDEX_KINDS: tuple[str, ...] = get_args(IndexKind)
 
-# Exact flat search costs n^2 * dim flops: 2.2 s at 20k rows on 2 cores, minutes at 200k; up to
-# 20k it is cheap and gives exactly the naive result. The IVF self-join: 0.6 s at 20k, 3.3 s at
-# 200k, 37 s at 1M (BENCHMARKS.md, "Semantic dedupe").
+# Exact flat search costs n^2 * dim flops: 1-2 s at 20k rows on 2 cores, 139 s at 200k; up to
+# 20k it is cheap and gives exactly the naive result. The IVF self-join: 0.24 s at 20k, 2.7 s at
+# 200k, 24 s at 1M (BENCHMARKS.md, "Semantic dedupe").
 AUTO_EXACT_MAX_ROWS = 20_000
 
 IVF_NPROBE = 8  # lists each row is compared against: its own + the 7 next nearest
