@@ -19,6 +19,9 @@ from typing import Any
 import torch
 
 from curate.errors import CurateError
+from curate.hub import SMOLLM2_ALIASES
+
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # what the offline `smollm2` alias is, for model cards
 
 CARD = "run_card.json"
 VERSIONED = ("curatrain", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "bitsandbytes")
@@ -101,9 +104,10 @@ def _fmt(value: Any) -> str:
 def model_card(card: dict[str, Any]) -> str:
     """A short Markdown model card built from the run card."""
     data = card.get("data", {})
+    base = card.get("base_model")
     lines = [
         "---",
-        f"base_model: {card.get('base_model')}",
+        f"base_model: {SMOLLM2_HUB_ID if base in SMOLLM2_ALIASES else base}",
         "library_name: peft" if card.get("lora") else "library_name: transformers",
         "tags: [curatrain, trl, " + str(card.get("verb", "train")) + "]",
         "---",
