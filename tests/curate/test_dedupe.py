@@ -205,3 +205,22 @@ def test_ivf_join_in_small_blocks_finds_the_same_pairs(monkeypatch: pytest.Monke
     exact = search_pairs(x[1500:], x[:1500], 0.93, "exact")
     assert set(cross.keys(2000).tolist()) <= set(exact.keys(2000).tolist())
     assert len(cross) > 0.9 * len(exact)
+
+
+def test_vectorized_keep_equals_the_row_by_row_rule_on_random_pair_graphs() -> None:
+    rng = np.random.default_rng(11)
+    rows = 3000
+    later = rng.integers(1, rows, 6000)
+    earlier = (rng.random(6000) * later).astype(np.int64)
+    keys = np.unique(later * rows + earlier)
+    later, earlier = keys // rows, keys % rows
+    sims = rng.uniform(0.9, 1.0, len(keys)).astype(np.float32)
+    result = greedy_keep(rows, Pairs(later, earlier, sims), 0.95)
+    keep = np.ones(rows, dtype=bool)
+    for i in range(rows):  # the rule, literally: drop i if a kept earlier row is >= threshold to it
+        mask = (later == i) & (sims >= np.float32(0.95))
+        if keep[earlier[mask]].any():
+            keep[i] = False
+    np.testing.assert_array_equal(result.keep, keep)
+    dropped = np.flatnonzero(~keep)
+    assert all(keep[result.kept_by[i]] for i in dropped)
