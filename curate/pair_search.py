@@ -152,7 +152,8 @@ def _ivf_pairs(
     Like faiss.contrib.big_batch_search, but for a range: every base row sits in the list of
     its nearest centroid; every query is compared with the rows of its `nprobe` nearest lists.
     One matrix product per list keeps the list in cache; IndexIVFFlat.range_search scans list
-    rows one query at a time: 42.7 s against 12.5 s here in one run (200k x 384-d, 2 busy cores).
+    rows one query at a time: 42.7 s against 12.5 s for an earlier, slower version of this join
+    in one run (200k x 384-d, 2 busy cores).
     """
     import faiss
 
@@ -212,9 +213,9 @@ def _ivf_pairs(
 def _coarse_space(xb: np.ndarray, xq: np.ndarray, same: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows projected on their first IVF_COARSE_DIM principal axes, where lists are assigned.
 
-    Assignment is the IVF's largest cost (rows x lists dot products); in 64 PCA dimensions it is
-    6x cheaper at 384-d and, measured on planted 384-d data, misses fewer duplicate pairs than
-    assigning in the full space. Similarities in the join always use the full vectors.
+    Assigning rows to lists costs rows x lists dot products; in 64 PCA dimensions that is 6x
+    cheaper at 384-d and finds about as many duplicate pairs (pair recall 0.9977 against 0.9981
+    in the full space, 200k planted rows). Similarities in the join always use the full vectors.
     """
     d = xb.shape[1]
     if d <= IVF_COARSE_DIM:
