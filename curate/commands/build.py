@@ -149,7 +149,10 @@ def build_command(
     ] = None,
     threshold: Annotated[
         Optional[float],
-        typer.Option(help="Semantic dedupe threshold, a hyperparameter to tune (0.95; see `curate dedupe --sweep`)."),
+        typer.Option(
+            help="Semantic dedupe threshold, a hyperparameter to tune (0.95; see `curate dedupe --sweep`). "
+            "Any semantic dedupe option enables it."
+        ),
     ] = None,
     embedder: Annotated[
         Optional[str], typer.Option(help="Semantic dedupe embedder (default all-MiniLM-L6-v2, offline copy).")
