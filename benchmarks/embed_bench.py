@@ -279,9 +279,13 @@ def main() -> None:
     one_thread = embed.OnnxEncoder(args.model, onnx_dir, None, threads=1)
     spinning = embed.OnnxEncoder(args.model, onnx_dir, None, spin=True)
     fused = fused_encoder(args.model, encoder, workdir)
+    st_bf16 = embed._sentence_transformer(args.model, "cpu", True)
 
     methods: dict[str, Callable[[list[str]], np.ndarray]] = {
         "sentence-transformers fp32 (baseline)": lambda t: st.encode(t, normalize_embeddings=True),
+        "bf16 weights on AMX (default where the CPU has amx_bf16)": lambda t: normalized(
+            st_bf16.encode(t, convert_to_tensor=True).float().numpy()
+        ),
         "onnx, input order, batches of 64": lambda t: normalized(unsorted_onnx(encoder, t)),
         f"onnx, sorted, {embed.TOKENS_PER_BATCH}-token batches (default)": lambda t: normalized(onnx_run(encoder, t)),
         **{

@@ -11,8 +11,13 @@ Backends (`backend=`):
   by length and batched under a token budget so little compute goes to padding. Same vectors as
   the torch path (cosine ≥ 0.9999, the same duplicate pairs); 1.2× its speed on 2 idle cores and
   3.3× on a busy shared machine, where torch's spinning threads suffer most (BENCHMARKS.md).
-- `"torch"`: plain `SentenceTransformer.encode`, the reference path (and the one used on a GPU).
-- `"auto"` (default): `"torch"` on CUDA, `"onnx"` on the CPU.
+- `"bf16"`: `SentenceTransformer.encode` with the weights in bfloat16, which runs on the CPU's
+  AMX tile units (Intel Sapphire Rapids and later; `amx_bf16` in /proc/cpuinfo). Vectors are
+  cast back to fp32 and re-normalized: mean cosine to fp32 ≥ 0.999 and ≥ 0.99 agreement of
+  duplicate pairs at 0.9/0.95, at about 2.5× the fp32 speed (BENCHMARKS.md). Without AMX, bf16
+  matmuls are emulated and slower than fp32, so `auto` never picks it there.
+- `"torch"`: plain `SentenceTransformer.encode` in fp32, the reference path (and the one used on a GPU).
+- `"auto"` (default): `"torch"` on CUDA; on the CPU `"bf16"` where it has AMX, else `"onnx"`.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from curate.hub import MINILM_ALIASES, resolve_model
 from curate.steps.base import RateColumn
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
-Backend = Literal["auto", "onnx", "torch"]
+Backend = Literal["auto", "onnx", "torch", "bf16"]
 SHARD_ROWS = 8192  # new vectors are flushed to disk in shards of this size, so an interrupted run keeps its work
 MAX_SHARDS = 32  # past this many shards a cache is compacted into one on open (many small incremental builds)
 TOKENS_PER_BATCH = 1024  # padded tokens per ONNX batch: long texts go in small batches (best of 512-4096 measured)
@@ -78,14 +83,25 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
-def resolve_backend(backend: str, device: str) -> Literal["onnx", "torch"]:
-    """`auto` means torch on a GPU (ONNX Runtime here is the CPU build) and onnx on the CPU."""
+@functools.cache
+def cpu_has_amx_bf16() -> bool:
+    """True where the CPU multiplies bfloat16 in hardware (AMX tiles), so bf16 inference is fast."""
+    try:
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+def resolve_backend(backend: str, device: str) -> Literal["onnx", "torch", "bf16"]:
+    """`auto`: torch on a GPU (ONNX Runtime here is the CPU build); bf16 on a CPU with AMX, else onnx."""
     if backend == "auto":
-        return "onnx" if device == "cpu" else "torch"
+        if device != "cpu":
+            return "torch"
+        return "bf16" if cpu_has_amx_bf16() else "onnx"
     if backend == "onnx" and device != "cpu":
         raise CurateError(f"the onnx embedding backend runs on the CPU only; use backend torch for device {device}")
-    if backend not in ("onnx", "torch"):
-        raise CurateError(f"unknown embedding backend '{backend}': use auto, onnx or torch")
+    if backend not in ("onnx", "torch", "bf16"):
+        raise CurateError(f"unknown embedding backend '{backend}': use auto, onnx, torch or bf16")
     return backend  # type: ignore[return-value]
 
 
@@ -180,20 +196,22 @@ class Encoder(Protocol):
 
 
 @functools.lru_cache(maxsize=4)
-def _sentence_transformer(model: str, device: str) -> Any:
+def _sentence_transformer(model: str, device: str, bf16: bool = False) -> Any:
+    import torch
     from sentence_transformers import SentenceTransformer
 
+    model_kwargs = {"dtype": torch.bfloat16} if bf16 else None
     try:
-        return SentenceTransformer(resolve_model(model).path, device=device)
+        return SentenceTransformer(resolve_model(model).path, device=device, model_kwargs=model_kwargs)
     except (OSError, ValueError) as exc:
         raise CurateError(f"cannot load embedder '{model}': {str(exc).splitlines()[0]}") from None
 
 
 class TorchEncoder:
-    """The reference path: `SentenceTransformer.encode` (sorts by length itself)."""
+    """`SentenceTransformer.encode` (sorts by length itself): fp32, the reference path, or bf16 weights."""
 
-    def __init__(self, model: str, device: str, max_seq_length: int | None):
-        self.st = _sentence_transformer(model, device)
+    def __init__(self, model: str, device: str, max_seq_length: int | None, bf16: bool = False):
+        self.st = _sentence_transformer(model, device, bf16)
         self.max_seq_length = max_seq_length or self.st.max_seq_length
         self.dim = int(self.st.get_embedding_dimension())
         self.calls = 0
@@ -203,7 +221,8 @@ class TorchEncoder:
         out = []
         for start in range(0, len(texts), batch_size * 8):
             part = texts[start : start + batch_size * 8]
-            out.append(self.st.encode(part, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False))
+            vectors = self.st.encode(part, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=False)
+            out.append(vectors.float().cpu().numpy())
             self.calls += len(part)
             advance(len(part))
         return np.concatenate(out).astype(np.float32, copy=False)
@@ -330,7 +349,8 @@ def encode(
 ) -> np.ndarray:
     """(len(texts), dim) float32, L2-normalized rows; cached on disk by (model, text sha256).
 
-    `backend`: "auto" (onnx on CPU, torch on CUDA), "onnx" or "torch" (see the module docstring).
+    `backend`: "auto" (bf16 on a CPU with AMX, else onnx; torch on CUDA), "onnx", "bf16" or "torch"
+    (see the module docstring).
     `max_seq_length`: truncate texts to this many tokens (default: the model's own, 256 for MiniLM).
     """
     return Embedder(model, device=device, cache_dir=cache_dir, backend=backend, max_seq_length=max_seq_length).encode(
@@ -369,7 +389,7 @@ class Embedder:
             if self.backend == "onnx":
                 self._encoder = OnnxEncoder(self.model, self.cache_dir / "onnx", self.max_seq_length)
             else:
-                self._encoder = TorchEncoder(self.model, self.device, self.max_seq_length)
+                self._encoder = TorchEncoder(self.model, self.device, self.max_seq_length, bf16=self.backend == "bf16")
         return self._encoder
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, quiet: bool = False) -> np.ndarray:

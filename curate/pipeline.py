@@ -48,12 +48,12 @@ def build_steps(recipe: BuildRecipe, kind: Kind) -> list[Step]:
     if semantic:
         sem_fields = tuple(semantic.fields or SEMANTIC_FIELDS[kind])
         sem_args = (sem_fields, semantic.threshold, semantic.embedder, semantic.index, semantic.device)
-        steps.append(SemanticDedupe(*sem_args))
+        steps.append(SemanticDedupe(*sem_args, backend=semantic.backend))
     if recipe.derive:
         steps.append(Derive(recipe.derive, RatingRules(**recipe.ratings.model_dump())))
     steps.append(Split(recipe.split.test_size, recipe.split.seed, recipe.split.group_by))
     if semantic and semantic.cross_split != "off" and not recipe.derive:  # derived rows have other fields
-        steps.append(CrossSplitCheck(*sem_args, semantic.cross_split, recipe.split.group_by))
+        steps.append(CrossSplitCheck(*sem_args, semantic.cross_split, recipe.split.group_by, backend=semantic.backend))
     template = load_template(recipe.template) if recipe.template else None
     steps.append(Format(output_kind(recipe.derive, kind), template, recipe.format))
     if recipe.lengths:

@@ -40,6 +40,7 @@ class SemanticDedupeConfig(_Section):
     embedder: str = "all-MiniLM-L6-v2"  # sentence-transformers name or path (offline copy by default)
     index: Literal["auto", "exact", "ivf", "hnsw"] = "auto"  # auto: exact up to 20k rows, ivf above
     device: str | None = None  # embedding device: cpu, cuda (default: cuda when available)
+    backend: Literal["auto", "bf16", "onnx", "torch"] = "auto"  # curate/embed.py; onnx/torch = exact fp32
     cross_split: Literal["move", "drop", "report", "off"] = "move"  # test rows near a train row
 
 

@@ -170,6 +170,12 @@ def build_command(
         Optional[str],
         typer.Option(help="Test rows >= threshold similar to a train row: move (to train) | drop | report | off."),
     ] = None,
+    embed_backend: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Embedding backend: auto | bf16 | onnx | torch (onnx/torch: exact fp32; auto: bf16 on AMX CPUs)."
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
     """Ingest, validate, normalize, dedupe, template and split; write an export directory.
@@ -215,6 +221,7 @@ def build_command(
         "dedupe.semantic.index": index,
         "dedupe.semantic.device": device,
         "dedupe.semantic.cross_split": cross_split,
+        "dedupe.semantic.backend": embed_backend,
     }
     recipe = apply_overrides(recipe, overrides)
     if semantic_dedupe is False:

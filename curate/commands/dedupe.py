@@ -168,6 +168,12 @@ def dedupe_command(
     device: Annotated[
         Optional[str], typer.Option(help="Embedding device: cpu | cuda (default: cuda if present).")
     ] = None,
+    embed_backend: Annotated[
+        str,
+        typer.Option(
+            help="Embedding backend: auto | bf16 | onnx | torch (onnx/torch: exact fp32; auto: bf16 on AMX CPUs)."
+        ),
+    ] = "auto",
     out: Annotated[
         Optional[Path], typer.Option("--out", "-o", help="Write kept.parquet, duplicates.parquet, dedupe.json here.")
     ] = None,
@@ -202,7 +208,9 @@ def dedupe_command(
     texts = [row_text(raw, fields) for raw in raws]
     ids = [row_id(raw) for raw in raws]
     start = time.perf_counter()
-    embeddings = encode(texts, embedder, device=device, quiet=quiet)
+    if embed_backend not in ("auto", "bf16", "onnx", "torch"):
+        raise CurateError(f"--embed-backend {embed_backend}: choose from auto, bf16, onnx, torch")
+    embeddings = encode(texts, embedder, device=device, quiet=quiet, backend=embed_backend)  # type: ignore[arg-type]
     embedded = time.perf_counter()
     if thresholds:
         grid = sorted({*thresholds, threshold})

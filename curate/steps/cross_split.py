@@ -11,6 +11,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
+from curate.embed import Backend
 from curate.errors import CurateError
 from curate.pair_search import search_pairs
 from curate.schema import Record
@@ -35,6 +36,7 @@ class CrossSplitCheck(Step):
         device: str | None,
         action: CrossSplitAction = "move",
         group_by: str | None = None,
+        backend: Backend = "auto",
     ):
         self.fields = fields
         self.threshold = threshold
@@ -43,6 +45,7 @@ class CrossSplitCheck(Step):
         self.device = device
         self.action = action
         self.group_by = group_by
+        self.backend = backend
 
     def run(self, records: list[Record], ctx: BuildContext) -> list[Record]:
         train = [r for r in records if r.extra.get("split") == "train"]
@@ -92,7 +95,7 @@ class CrossSplitCheck(Step):
         sims = np.full(len(test), np.nan, dtype=np.float32)
         if not train or not test:
             return best, sims
-        embeddings = embed_records(train + test, self.fields, self.embedder, self.device, quiet)
+        embeddings = embed_records(train + test, self.fields, self.embedder, self.device, quiet, self.backend)
         pairs = search_pairs(embeddings[len(train) :], embeddings[: len(train)], self.threshold, self.index)
         # Most similar train row first, ties to the earliest; then the first pair of each test row.
         order = np.lexsort((pairs.right, -pairs.similarity, pairs.left))

@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from curate.dedupe import semantic_dedupe
-from curate.embed import encode
+from curate.embed import Backend, encode, resolve_backend, resolve_device
 from curate.errors import CurateError
 from curate.schema import Kind, Record
 from curate.steps.base import BuildContext, Step
@@ -47,10 +47,16 @@ def record_text(record: Record, fields: tuple[str, ...]) -> str:
 
 
 def embed_records(
-    records: list[Record], fields: tuple[str, ...], embedder: str, device: str | None, quiet: bool
+    records: list[Record],
+    fields: tuple[str, ...],
+    embedder: str,
+    device: str | None,
+    quiet: bool,
+    backend: Backend = "auto",
 ) -> np.ndarray:
     """Embeddings (L2-normalized, cached on disk by curate.embed) of the records' `fields`."""
-    return encode([record_text(r, fields) for r in records], embedder, device=device, quiet=quiet)
+    texts = [record_text(r, fields) for r in records]
+    return encode(texts, embedder, device=device, quiet=quiet, backend=backend)
 
 
 class SemanticDedupe(Step):
@@ -58,16 +64,25 @@ class SemanticDedupe(Step):
 
     name: ClassVar[str] = "semantic_dedupe"
 
-    def __init__(self, fields: tuple[str, ...], threshold: float, embedder: str, index: str, device: str | None):
+    def __init__(
+        self,
+        fields: tuple[str, ...],
+        threshold: float,
+        embedder: str,
+        index: str,
+        device: str | None,
+        backend: Backend = "auto",
+    ):
         self.fields = fields
         self.threshold = threshold
         self.embedder = embedder
         self.index = index
         self.device = device
+        self.backend = backend
 
     def run(self, records: list[Record], ctx: BuildContext) -> list[Record]:
         start = time.perf_counter()
-        embeddings = embed_records(records, self.fields, self.embedder, self.device, ctx.quiet)
+        embeddings = embed_records(records, self.fields, self.embedder, self.device, ctx.quiet, self.backend)
         embedded = time.perf_counter()
         result = semantic_dedupe(embeddings, self.threshold, self.index)
         kept = []
@@ -82,6 +97,7 @@ class SemanticDedupe(Step):
             "fields": list(self.fields),
             "threshold": self.threshold,
             "embedder": self.embedder,
+            "embed_backend": resolve_backend(self.backend, resolve_device(self.device)),
             "dim": int(embeddings.shape[1]),
             "index": result.index,
             "rows_in": len(records),

@@ -159,3 +159,22 @@ def test_cuda_encodes_like_the_cpu(cache_dir):
     # another store: the torch cache is shared across devices, so the same one would just hand back the GPU's rows
     on_cpu = encode(texts, device="cpu", cache_dir=cache_dir.parent / "cpu", backend="torch", quiet=True)
     assert ((on_gpu * on_cpu).sum(axis=1) >= 0.999).all()
+
+
+def test_bf16_backend_keeps_the_duplicate_decisions(cache_dir, monkeypatch):
+    rows = [json.loads(line) for line in (ROOT / "data" / "genres" / "descriptions.jsonl").read_text().splitlines()]
+    texts = [r["text"] for r in rows]
+    fast = encode(texts, cache_dir=cache_dir, backend="bf16", quiet=True)
+    ref = encode(texts, cache_dir=cache_dir, backend="torch", quiet=True)
+    assert fast.dtype == np.float32 and np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    assert ((fast * ref).sum(axis=1) >= 0.995).all()
+    for threshold in (0.85, 0.95):
+        pairs = {tuple(p) for p in np.argwhere(np.triu(fast @ fast.T >= threshold, 1))}
+        ref_pairs = {tuple(p) for p in np.argwhere(np.triu(ref @ ref.T >= threshold, 1))}
+        assert pairs == ref_pairs and len(ref_pairs) >= 25
+
+    monkeypatch.setattr(embed, "cpu_has_amx_bf16", lambda: True)
+    assert embed.resolve_backend("auto", "cpu") == "bf16"
+    monkeypatch.setattr(embed, "cpu_has_amx_bf16", lambda: False)
+    assert embed.resolve_backend("auto", "cpu") == "onnx"
+    assert embed.resolve_backend("auto", "cuda") == "torch"
