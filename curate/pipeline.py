@@ -27,7 +27,16 @@ from curate.steps.split import Split
 from curate.steps.template import Format
 from curate.templates import load_template
 
-VERSIONED = ("curatrain", "datasets", "pyarrow", "pydantic")
+VERSIONED = (
+    "curatrain",
+    "datasets",
+    "pyarrow",
+    "pydantic",
+    "sentence-transformers",
+    "faiss-cpu",
+    "transformers",
+    "tokenizers",
+)
 
 
 @dataclass
