@@ -362,17 +362,23 @@ class ReviewStore:
         return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=self.password_rounds)).decode()
 
     def authenticate(self, name: str, password: str) -> Labeler:
-        """The labeler with this name and password, or AuthError saying what failed."""
+        """The labeler with this name and password, or AuthError.
+
+        An unknown name and a wrong password get the same message and the same bcrypt work, so
+        the login form does not tell which labeler names exist.
+        """
         with self._session() as s:
             labeler = s.scalar(select(Labeler).where(Labeler.name == name))
+        failed = AuthError("unknown labeler or wrong password (an admin can add you or reset your password)")
         if labeler is None:
-            raise AuthError(f"no labeler named {name!r}: ask an admin to add you (`curate review labeler add NAME`)")
-        if not labeler.active:
-            raise AuthError(f"labeler {name!r} is deactivated: ask an admin")
+            self._hash("unknown labeler")  # the same bcrypt cost as a check: timing does not tell either
+            raise failed
         secret = password.encode() if isinstance(password, str) else b""
         # bcrypt only reads 72 bytes (bcrypt 5 raises on more); no password we issue is that long.
         if not secret or len(secret) > 72 or not bcrypt.checkpw(secret, labeler.password_hash.encode()):
-            raise AuthError(f"wrong password for {name!r}")
+            raise failed
+        if not labeler.active:
+            raise AuthError(f"labeler {name!r} is deactivated: ask an admin")
         return labeler
 
     def labelers(self) -> list[Labeler]:
