@@ -57,12 +57,20 @@ def build_steps(recipe: BuildRecipe, kind: Kind) -> list[Step]:
     if semantic:
         sem_fields = tuple(semantic.fields or SEMANTIC_FIELDS[kind])
         sem_args = (sem_fields, semantic.threshold, semantic.embedder, semantic.index, semantic.device)
-        steps.append(SemanticDedupe(*sem_args, backend=semantic.backend))
+        # Before `derive`, rows are single ratings: dropping "near duplicates" would drop other
+        # labelers' ratings of the same answer, so derived builds only run the cross-split check.
+        if not recipe.derive:
+            steps.append(SemanticDedupe(*sem_args, backend=semantic.backend))
     if recipe.derive:
         steps.append(Derive(recipe.derive, RatingRules(**recipe.ratings.model_dump())))
     steps.append(Split(recipe.split.test_size, recipe.split.seed, recipe.split.group_by))
-    if semantic and semantic.cross_split != "off" and not recipe.derive:  # derived rows have other fields
-        steps.append(CrossSplitCheck(*sem_args, semantic.cross_split, recipe.split.group_by, backend=semantic.backend))
+    if semantic and semantic.cross_split != "off":
+        # Derived rows (SFT, pairs, reward) all carry the question: near-duplicate questions must
+        # not straddle train and test.
+        cross_args = (("prompt",), *sem_args[1:]) if recipe.derive else sem_args
+        steps.append(
+            CrossSplitCheck(*cross_args, semantic.cross_split, recipe.split.group_by, backend=semantic.backend)
+        )
     template = load_template(recipe.template) if recipe.template else None
     steps.append(Format(output_kind(recipe.derive, kind), template, recipe.format))
     if recipe.lengths:
