@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from curate.steps.derive import Derive, output_kind
 from curate.steps.exact_dedupe import ExactDedupe
 from curate.steps.lengths import Lengths
 from curate.steps.normalize import Normalize
-from curate.steps.semantic_dedupe import SEMANTIC_FIELDS, SemanticDedupe
+from curate.steps.semantic_dedupe import SEMANTIC_FIELDS, SemanticDedupe, SimilaritySpec
 from curate.steps.split import Split
 from curate.steps.template import Format
 from curate.templates import load_template
@@ -55,22 +55,26 @@ def build_steps(recipe: BuildRecipe, kind: Kind) -> list[Step]:
         steps.append(ExactDedupe(fields, recipe.normalize.lowercase_match))
     semantic = recipe.dedupe.semantic
     if semantic:
-        sem_fields = tuple(semantic.fields or SEMANTIC_FIELDS[kind])
-        sem_args = (sem_fields, semantic.threshold, semantic.embedder, semantic.index, semantic.device)
+        spec = SimilaritySpec(
+            tuple(semantic.fields or SEMANTIC_FIELDS[kind]),
+            semantic.threshold,
+            semantic.embedder,
+            semantic.index,
+            semantic.device,
+            semantic.backend,
+        )
         # Before `derive`, rows are single ratings: dropping "near duplicates" would drop other
         # labelers' ratings of the same answer, so derived builds only run the cross-split check.
         if not recipe.derive:
-            steps.append(SemanticDedupe(*sem_args, backend=semantic.backend))
+            steps.append(SemanticDedupe(spec))
     if recipe.derive:
         steps.append(Derive(recipe.derive, RatingRules(**recipe.ratings.model_dump())))
     steps.append(Split(recipe.split.test_size, recipe.split.seed, recipe.split.group_by))
     if semantic and semantic.cross_split != "off":
         # Derived rows (SFT, pairs, reward) all carry the question: near-duplicate questions must
         # not straddle train and test.
-        cross_args = (("prompt",), *sem_args[1:]) if recipe.derive else sem_args
-        steps.append(
-            CrossSplitCheck(*cross_args, semantic.cross_split, recipe.split.group_by, backend=semantic.backend)
-        )
+        cross_spec = replace(spec, fields=("prompt",)) if recipe.derive else spec
+        steps.append(CrossSplitCheck(cross_spec, semantic.cross_split, recipe.split.group_by))
     template = load_template(recipe.template) if recipe.template else None
     steps.append(Format(output_kind(recipe.derive, kind), template, recipe.format))
     if recipe.lengths:

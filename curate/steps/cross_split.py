@@ -11,12 +11,11 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from curate.embed import Backend
 from curate.errors import CurateError
 from curate.pair_search import search_pairs
 from curate.schema import Record
 from curate.steps.base import BuildContext, Step
-from curate.steps.semantic_dedupe import embed_records
+from curate.steps.semantic_dedupe import SimilaritySpec
 
 CrossSplitAction = Literal["move", "drop", "report"]
 EXAMPLES = 20  # flagged pairs listed in the manifest
@@ -27,25 +26,10 @@ class CrossSplitCheck(Step):
 
     name: ClassVar[str] = "cross_split"
 
-    def __init__(
-        self,
-        fields: tuple[str, ...],
-        threshold: float,
-        embedder: str,
-        index: str,
-        device: str | None,
-        action: CrossSplitAction = "move",
-        group_by: str | None = None,
-        backend: Backend = "auto",
-    ):
-        self.fields = fields
-        self.threshold = threshold
-        self.embedder = embedder
-        self.index = index
-        self.device = device
+    def __init__(self, spec: SimilaritySpec, action: CrossSplitAction = "move", group_by: str | None = None):
+        self.spec = spec
         self.action = action
         self.group_by = group_by
-        self.backend = backend
 
     def run(self, records: list[Record], ctx: BuildContext) -> list[Record]:
         train = [r for r in records if r.extra.get("split") == "train"]
@@ -68,14 +52,14 @@ class CrossSplitCheck(Step):
                 ctx.drop(
                     test[i],
                     self.name,
-                    f"test row near a train row (cosine >= {self.threshold:g})",
+                    f"test row near a train row (cosine >= {self.spec.threshold:g})",
                     kept_id=train[best_train[i]].id,
                     similarity=round(float(best_sim[i]), 6),
                 )
             kept = [r for r in records if id(r) not in gone]
         ctx.manifest[self.name] = {
-            "threshold": self.threshold,
-            "embedder": self.embedder,
+            "threshold": self.spec.threshold,
+            "embedder": self.spec.embedder,
             "action": self.action,
             "train_rows": len(train),
             "test_rows": len(test),
@@ -95,8 +79,8 @@ class CrossSplitCheck(Step):
         sims = np.full(len(test), np.nan, dtype=np.float32)
         if not train or not test:
             return best, sims
-        embeddings = embed_records(train + test, self.fields, self.embedder, self.device, quiet, self.backend)
-        pairs = search_pairs(embeddings[len(train) :], embeddings[: len(train)], self.threshold, self.index)
+        embeddings = self.spec.embed(train + test, quiet)
+        pairs = search_pairs(embeddings[len(train) :], embeddings[: len(train)], self.spec.threshold, self.spec.index)
         # Most similar train row first, ties to the earliest; then the first pair of each test row.
         order = np.lexsort((pairs.right, -pairs.similarity, pairs.left))
         rows, first = np.unique(pairs.left[order], return_index=True)

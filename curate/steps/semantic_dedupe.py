@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -46,17 +47,25 @@ def record_text(record: Record, fields: tuple[str, ...]) -> str:
     return "\n\n".join(parts)
 
 
-def embed_records(
-    records: list[Record],
-    fields: tuple[str, ...],
-    embedder: str,
-    device: str | None,
-    quiet: bool,
-    backend: Backend = "auto",
-) -> np.ndarray:
-    """Embeddings (L2-normalized, cached on disk by curate.embed) of the records' `fields`."""
-    texts = [record_text(r, fields) for r in records]
-    return encode(texts, embedder, device=device, quiet=quiet, backend=backend)
+@dataclass(frozen=True)
+class SimilaritySpec:
+    """What makes two rows near duplicates: cosine >= `threshold` between embeddings of `fields`.
+
+    Shared by the semantic dedupe and cross-split steps: the embedder, its device and backend
+    (curate/embed.py), and the FAISS search `index` (curate/pair_search.py).
+    """
+
+    fields: tuple[str, ...]
+    threshold: float
+    embedder: str
+    index: str = "auto"
+    device: str | None = None
+    backend: Backend = "auto"
+
+    def embed(self, records: list[Record], quiet: bool) -> np.ndarray:
+        """Embeddings (L2-normalized, cached on disk by curate.embed) of the records' `fields`."""
+        texts = [record_text(r, self.fields) for r in records]
+        return encode(texts, self.embedder, device=self.device, quiet=quiet, backend=self.backend)
 
 
 class SemanticDedupe(Step):
@@ -64,29 +73,17 @@ class SemanticDedupe(Step):
 
     name: ClassVar[str] = "semantic_dedupe"
 
-    def __init__(
-        self,
-        fields: tuple[str, ...],
-        threshold: float,
-        embedder: str,
-        index: str,
-        device: str | None,
-        backend: Backend = "auto",
-    ):
-        self.fields = fields
-        self.threshold = threshold
-        self.embedder = embedder
-        self.index = index
-        self.device = device
-        self.backend = backend
+    def __init__(self, spec: SimilaritySpec):
+        self.spec = spec
 
     def run(self, records: list[Record], ctx: BuildContext) -> list[Record]:
+        spec = self.spec
         start = time.perf_counter()
-        embeddings = embed_records(records, self.fields, self.embedder, self.device, ctx.quiet, self.backend)
+        embeddings = spec.embed(records, ctx.quiet)
         embedded = time.perf_counter()
-        result = semantic_dedupe(embeddings, self.threshold, self.index)
+        result = semantic_dedupe(embeddings, spec.threshold, spec.index)
         kept = []
-        reason = f"near duplicate (cosine >= {self.threshold:g})"
+        reason = f"near duplicate (cosine >= {spec.threshold:g})"
         for i, record in enumerate(records):
             if result.keep[i]:
                 kept.append(record)
@@ -94,10 +91,10 @@ class SemanticDedupe(Step):
                 kept_id = records[result.kept_by[i]].id
                 ctx.drop(record, self.name, reason, kept_id=kept_id, similarity=round(float(result.similarity[i]), 6))
         ctx.manifest[self.name] = {
-            "fields": list(self.fields),
-            "threshold": self.threshold,
-            "embedder": self.embedder,
-            "embed_backend": resolve_backend(self.backend, resolve_device(self.device)),
+            "fields": list(spec.fields),
+            "threshold": spec.threshold,
+            "embedder": spec.embedder,
+            "embed_backend": resolve_backend(spec.backend, resolve_device(spec.device)),
             "dim": int(embeddings.shape[1]),
             "index": result.index,
             "rows_in": len(records),
@@ -108,7 +105,7 @@ class SemanticDedupe(Step):
         }
         ctx.manifest.setdefault("card_sections", []).append(
             f"Semantic dedupe: {result.dropped} of {len(records)} rows dropped as near duplicates "
-            f"(cosine similarity >= {self.threshold:g} to an earlier kept row; `{self.embedder}` embeddings "
-            f"of {', '.join(self.fields)}; {result.index} search)."
+            f"(cosine similarity >= {spec.threshold:g} to an earlier kept row; `{spec.embedder}` embeddings "
+            f"of {', '.join(spec.fields)}; {result.index} search)."
         )
         return kept

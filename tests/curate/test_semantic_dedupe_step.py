@@ -18,6 +18,7 @@ from curate.recipe import apply_overrides, load_recipe
 from curate.schema import Record
 from curate.steps.base import BuildContext
 from curate.steps.cross_split import CrossSplitCheck
+from curate.steps.semantic_dedupe import SimilaritySpec
 
 REPO = Path(__file__).resolve().parents[2]
 GENRES = REPO / "data" / "genres"
@@ -110,7 +111,7 @@ TEXTS = [
 def test_cross_split_check_moves_drops_or_reports_contaminated_test_rows(action: str) -> None:
     records = [record(i, t, s) for i, (t, s, _) in enumerate(TEXTS)]
     ctx = BuildContext(quiet=True)
-    kept = CrossSplitCheck(("text",), 0.9, "all-MiniLM-L6-v2", "auto", None, action)(records, ctx)
+    kept = CrossSplitCheck(SimilaritySpec(("text",), 0.9, "all-MiniLM-L6-v2", "auto"), action)(records, ctx)
     info = ctx.manifest["cross_split"]
     assert (info["flagged"], info["test_rows"], info["train_rows"]) == (1, 3, 2)
     assert info["examples"][0]["test_id"] == "r2" and info["examples"][0]["train_id"] == "r0"
@@ -127,7 +128,9 @@ def test_cross_split_check_moves_drops_or_reports_contaminated_test_rows(action:
 def test_cross_split_move_takes_the_whole_group_along() -> None:
     records = [record(i, t, s, g) for i, (t, s, g) in enumerate(TEXTS)]
     ctx = BuildContext(quiet=True)
-    kept = CrossSplitCheck(("text",), 0.9, "all-MiniLM-L6-v2", "exact", None, "move", group_by="family")(records, ctx)
+    kept = CrossSplitCheck(SimilaritySpec(("text",), 0.9, "all-MiniLM-L6-v2", "exact"), "move", group_by="family")(
+        records, ctx
+    )
     assert [r.extra["split"] for r in kept] == ["train", "train", "train", "train", "test"]
     assert ctx.manifest["cross_split"]["moved"] == 2
 
