@@ -23,6 +23,7 @@ from pydantic import Field
 
 from curate.console import console, user_errors
 from curate.errors import CurateError
+from train import options
 from train.config import BaseRecipe, _Section
 from train.score import TextFormat, preference_row, reward_scores
 
@@ -340,25 +341,20 @@ def reward_command(
     data: Annotated[
         Optional[str], typer.Option("--data", "-d", help="Preference export (prompt, chosen, rejected[, margin]).")
     ] = None,
-    model: Annotated[
-        Optional[str],
-        typer.Option("--model", "-m", help="Hub id, local directory, .gguf file, or 'smollm2' (offline)."),
-    ] = None,
+    model: options.Model = None,
     config: Annotated[
         Optional[Path], typer.Option("--config", "-c", help="Recipe YAML (see recipes/qa-reward.yaml).")
     ] = None,
     out: Annotated[
         Optional[Path], typer.Option("--out", "-o", help="Run directory (default runs/<data>-reward).")
     ] = None,
-    epochs: Annotated[Optional[float], typer.Option(help="Training epochs.")] = None,
-    max_steps: Annotated[
-        Optional[int], typer.Option(help="Stop after this many optimizer steps (overrides epochs).")
-    ] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate.")] = None,
+    epochs: options.Epochs = None,
+    max_steps: options.MaxSteps = None,
+    lr: options.Lr = None,
     batch_size: Annotated[
         Optional[int], typer.Option(help="Pairs per device batch (each pair is 2 sequences).")
     ] = None,
-    grad_accum: Annotated[Optional[int], typer.Option(help="Gradient accumulation steps.")] = None,
+    grad_accum: options.GradAccum = None,
     max_length: Annotated[
         Optional[int], typer.Option(help="Pairs with a longer chosen or rejected sequence are left out (TRL).")
     ] = None,
@@ -369,22 +365,15 @@ def reward_command(
         Optional[float], typer.Option(help="center_rewards_coefficient: pull rewards toward mean 0 (e.g. 0.01).")
     ] = None,
     lora: Annotated[Optional[bool], typer.Option("--lora/--full", help="LoRA adapter, or train every weight.")] = None,
-    quantize: Annotated[
-        Optional[str], typer.Option(help="4bit | 8bit | none (bitsandbytes; 4/8-bit need a CUDA GPU).")
-    ] = None,
-    lora_r: Annotated[Optional[int], typer.Option(help="LoRA rank.")] = None,
-    lora_alpha: Annotated[Optional[int], typer.Option(help="LoRA alpha.")] = None,
-    lora_dropout: Annotated[Optional[float], typer.Option(help="LoRA dropout.")] = None,
-    gradient_checkpointing: Annotated[
-        Optional[bool],
-        typer.Option("--gradient-checkpointing/--no-gradient-checkpointing", help="Trade compute for memory."),
-    ] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
-    report_to: Annotated[Optional[str], typer.Option(help="none | wandb | tensorboard.")] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue from the last checkpoint in the run directory.")
-    ] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run directory.")] = False,
+    quantize: options.Quantize = None,
+    lora_r: options.LoraR = None,
+    lora_alpha: options.LoraAlpha = None,
+    lora_dropout: options.LoraDropout = None,
+    gradient_checkpointing: options.GradientCheckpointing = None,
+    seed: options.Seed = None,
+    report_to: options.ReportTo = None,
+    resume: options.Resume = False,
+    overwrite: options.Overwrite = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No recipe print-out or progress bars.")] = False,
 ) -> None:
     """Train a reward model on preference pairs with TRL's RewardTrainer (LoRA or full).

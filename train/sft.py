@@ -17,6 +17,7 @@ import typer
 
 from curate.console import console, user_errors
 from curate.errors import CurateError
+from train import options
 from train.card import hardware, now, peak_memory, reset_peak_memory, versions, write_run_card
 from train.config import SFTRecipe, load_recipe, parse_overrides, print_recipe
 from train.data import TrainData, load_data
@@ -238,23 +239,18 @@ def sft_command(
     data: Annotated[
         Optional[str], typer.Option("--data", "-d", help="Export directory, saved HF dataset or hub dataset id.")
     ] = None,
-    model: Annotated[
-        Optional[str],
-        typer.Option("--model", "-m", help="Hub id, local directory, .gguf file, or 'smollm2' (offline)."),
-    ] = None,
+    model: options.Model = None,
     config: Annotated[
         Optional[Path], typer.Option("--config", "-c", help="Recipe YAML (see recipes/*-sft.yaml).")
     ] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default runs/<data>-sft).")] = None,
-    epochs: Annotated[Optional[float], typer.Option(help="Training epochs.")] = None,
-    max_steps: Annotated[
-        Optional[int], typer.Option(help="Stop after this many optimizer steps (overrides epochs).")
-    ] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate.")] = None,
+    epochs: options.Epochs = None,
+    max_steps: options.MaxSteps = None,
+    lr: options.Lr = None,
     scheduler: Annotated[Optional[str], typer.Option(help="LR schedule: linear | cosine | constant | ...")] = None,
     warmup_ratio: Annotated[Optional[float], typer.Option(help="Fraction of steps spent warming up.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Per-device train batch size.")] = None,
-    grad_accum: Annotated[Optional[int], typer.Option(help="Gradient accumulation steps.")] = None,
+    grad_accum: options.GradAccum = None,
     max_length: Annotated[
         Optional[int], typer.Option(help="Max tokens per example (default: the export's recommended max_length).")
     ] = None,
@@ -268,25 +264,18 @@ def sft_command(
             help="Loss on completions only (default on for prompt/completion data).",
         ),
     ] = None,
-    quantize: Annotated[
-        Optional[str], typer.Option(help="4bit | 8bit | none (bitsandbytes; 4/8-bit need a CUDA GPU).")
-    ] = None,
-    lora_r: Annotated[Optional[int], typer.Option(help="LoRA rank.")] = None,
-    lora_alpha: Annotated[Optional[int], typer.Option(help="LoRA alpha.")] = None,
-    lora_dropout: Annotated[Optional[float], typer.Option(help="LoRA dropout.")] = None,
-    gradient_checkpointing: Annotated[
-        Optional[bool],
-        typer.Option("--gradient-checkpointing/--no-gradient-checkpointing", help="Trade compute for memory."),
-    ] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
-    report_to: Annotated[Optional[str], typer.Option(help="none | wandb | tensorboard.")] = None,
+    quantize: options.Quantize = None,
+    lora_r: options.LoraR = None,
+    lora_alpha: options.LoraAlpha = None,
+    lora_dropout: options.LoraDropout = None,
+    gradient_checkpointing: options.GradientCheckpointing = None,
+    seed: options.Seed = None,
+    report_to: options.ReportTo = None,
     push_to_hub: Annotated[
         Optional[bool], typer.Option("--push-to-hub", help="Push the adapter to the Hub at the end.")
     ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue from the last checkpoint in the run directory.")
-    ] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run directory.")] = False,
+    resume: options.Resume = False,
+    overwrite: options.Overwrite = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No recipe print-out or progress bars.")] = False,
 ) -> None:
     """Supervised fine-tuning (LoRA / QLoRA) of a causal LM on an export, with TRL's SFTTrainer.
