@@ -11,18 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections import defaultdict
 from pathlib import Path
 
 from playwright.sync_api import Page, expect, sync_playwright
 
 from curate.store import ReviewStore
+from review_app.serving import free_port, wait_until_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = [
@@ -72,24 +70,6 @@ def seed(url: str) -> None:
     if task is not None:
         store.flag(ids["chen"], task.answer_id, "<b>unsafe</b> advice: shown as text, never as HTML")
     store.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(url: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit(f"the review app did not answer on {url}")
 
 
 def _login(page: Page, url: str, name: str) -> None:
@@ -151,13 +131,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'review.db'}"
         seed(url)
-        port = _free_port()
+        port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "curate.cli", "review", "serve", "--db", url, "--port", str(port)],
             stdout=subprocess.DEVNULL,
         )
         try:
-            _wait_healthy(f"http://127.0.0.1:{port}")
+            wait_until_healthy(f"http://127.0.0.1:{port}", server)
             shoot(f"http://127.0.0.1:{port}", args.out, args.chromium)
         finally:
             server.terminate()

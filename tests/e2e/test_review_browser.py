@@ -7,11 +7,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +21,7 @@ from sqlalchemy.orm import Session
 from curate.agreement import krippendorff_alpha
 from curate.store import ReviewStore
 from curate.store_models import Comparison
+from review_app.serving import free_port, wait_until_healthy
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -63,26 +61,6 @@ def _curate(*args: str) -> str:
     return result.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(url: str, server: subprocess.Popen[bytes], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"`curate review serve` exited with {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"the review app did not answer on {url} within {timeout:.0f} s")
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """`curate review init/import/labeler add` on a fresh SQLite DB, then `curate review serve` on a free port."""
@@ -96,7 +74,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         name: _curate("review", "labeler", "add", name, "--db", db, *flags).strip().splitlines()[-1]
         for name, flags in (("ann", []), ("ben", []), ("cy", []), ("root", ["--admin"]))
     }
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [*CURATE, "review", "serve", "--db", db, "--port", str(port), "--host", "127.0.0.1"],
@@ -104,7 +82,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_healthy(url, server)
+        wait_until_healthy(url, server)
         yield Served(url, db, passwords)
     finally:
         server.terminate()
