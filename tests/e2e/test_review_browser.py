@@ -121,6 +121,17 @@ def _log_in(browser: Any, served: Served, name: str) -> Any:
     return page
 
 
+def _settled(page: Any) -> None:
+    """Wait until Streamlit's script run is over and the previous run's elements are gone.
+
+    Between reruns the old form lingers, marked stale, beside the new one (two "Rating" fields at once),
+    so a locator checked in that window sees both."""
+    from playwright.sync_api import expect
+
+    expect(page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')).to_have_count(1)
+    expect(page.locator('[data-stale="true"]')).to_have_count(0)
+
+
 def _own_ratings(served: Served, name: str) -> Any:
     store = ReviewStore(served.db)
     try:
@@ -136,6 +147,7 @@ def test_labeler_rates_three_answers_with_the_keyboard(served: Served, browser: 
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     expect(page.get_by_text("Progress: 0 / 3 done")).to_be_visible()
+    _settled(page)
     # The hostile answer is on screen as literal text and its script never ran.
     expect(page.get_by_text(HOSTILE)).to_be_visible()
     assert page.evaluate("window.pwned") is None
@@ -146,6 +158,7 @@ def test_labeler_rates_three_answers_with_the_keyboard(served: Served, browser: 
     page.keyboard.press("Enter")
     expect(page.get_by_text("Saved your rating 8.")).to_be_visible()
     expect(page.get_by_text("Progress: 1 / 3 done")).to_be_visible()
+    _settled(page)
 
     expect(rating).to_have_value("")  # the next answer's field, empty
     expect(rating).to_be_focused()  # 2nd answer: the arrow keys step the number
@@ -153,6 +166,8 @@ def test_labeler_rates_three_answers_with_the_keyboard(served: Served, browser: 
     page.keyboard.press("ArrowUp")
     page.keyboard.press("Enter")
     expect(page.get_by_text("Saved your rating 6.")).to_be_visible()
+    expect(page.get_by_text("Progress: 2 / 3 done")).to_be_visible()
+    _settled(page)
 
     expect(rating).to_have_value("")
     expect(rating).to_be_focused()  # 3rd answer: a comment, and the Submit button
@@ -188,12 +203,15 @@ def test_labeler_compares_two_answers_and_the_admin_sees_agreement(served: Serve
     expect(page.get_by_role("link", name="Admin")).to_have_count(0)  # labelers never see the admin page
     page.get_by_role("link", name="Compare").click()
     expect(page.get_by_text("Answer B")).to_be_visible()
+    _settled(page)
     shown_a = page.get_by_test_id("stColumn").nth(0).get_by_test_id("stText").inner_text()
     page.get_by_label("Rating for A (1-10)", exact=True).fill("9")
     page.get_by_label("Rating for A (1-10)", exact=True).press("Enter")
+    _settled(page)
     page.get_by_label("Rating for B (1-10)", exact=True).fill("4")
     page.get_by_label("Rating for B (1-10)", exact=True).press("Enter")
     expect(page.get_by_text("A preferred by 5 points")).to_be_visible()
+    _settled(page)
     page.get_by_role("button", name="Submit both ratings").click()
     expect(page.get_by_text("Saved A = 9, B = 4")).to_be_visible()
     page.close()
