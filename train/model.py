@@ -177,7 +177,14 @@ def lora_config(lora: LoraSection, task_type: str = "CAUSAL_LM") -> Any:
 
 
 def describe(model: Any) -> dict[str, Any]:
-    """Parameter counts and dtype of a (possibly PEFT-wrapped) model, for the run card."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Parameter counts and dtype of a (possibly PEFT-wrapped) model, for the run card.
+
+    A PEFT model counts with PEFT's own method, which unpacks bitsandbytes' 4-bit weights (two per byte);
+    a plain `numel()` would report about half the parameters of a QLoRA model.
+    """
+    if hasattr(model, "get_nb_trainable_parameters"):
+        trainable, total = model.get_nb_trainable_parameters()
+    else:
+        total = sum(p.numel() for p in model.parameters())
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"parameters": total, "trainable_parameters": trainable, "dtype": str(next(model.parameters()).dtype)}

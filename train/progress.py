@@ -10,6 +10,15 @@ from transformers import TrainerCallback
 from curate.console import console
 
 
+def silence_library_progress() -> None:
+    """For `--quiet`: turn off the tqdm bars transformers and datasets draw on their own (weight loading, map)."""
+    import datasets
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
 class RichProgress(TrainerCallback):
     """Steps done / total with elapsed and remaining time; the latest loss and eval loss beside the bar."""
 

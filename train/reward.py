@@ -25,6 +25,7 @@ from curate.console import console, user_errors
 from curate.errors import CurateError
 from train import options
 from train.config import BaseRecipe, _Section
+from train.progress import silence_library_progress
 from train.score import TextFormat, preference_row, reward_scores
 
 
@@ -413,7 +414,9 @@ def reward_command(
         "logging.report_to": report_to,
     }
     recipe = load_recipe(RewardRecipe, config, parse_overrides(overrides or []), flags)
-    if not quiet:
+    if quiet:
+        silence_library_progress()
+    else:
         print_recipe(recipe, f"train reward · {config or 'command line'}")
     run = train_reward(recipe, resume=resume, overwrite=overwrite, quiet=quiet)
     if not quiet:

@@ -23,7 +23,7 @@ from train.config import SFTRecipe, load_recipe, parse_overrides, print_recipe
 from train.data import TrainData, load_data
 from train.generate import generate_texts
 from train.model import describe, load_model, load_tokenizer, lora_config, model_path, resolve_dtype
-from train.progress import RichProgress
+from train.progress import RichProgress, silence_library_progress
 
 DEFAULT_MAX_LENGTH = 1024
 
@@ -312,7 +312,9 @@ def sft_command(
         "logging.push_to_hub": push_to_hub,
     }
     recipe = load_recipe(SFTRecipe, config, parse_overrides(overrides or []), flags)
-    if not quiet:
+    if quiet:
+        silence_library_progress()
+    else:
         print_recipe(recipe, f"train sft · {config or 'command line'}")
     run_dir = run_sft(recipe, resume=resume, overwrite=overwrite, quiet=quiet)
     if not quiet:

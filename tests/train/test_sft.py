@@ -213,6 +213,7 @@ def test_qlora_sft_runs_on_a_gpu(tmp_path: Path) -> None:
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU (bitsandbytes 4-bit)")
     from datasets import Dataset, DatasetDict
+    from transformers import AutoModelForCausalLM
 
     from train.config import MemorySection, ModelSection
     from train.model import load_model
@@ -236,6 +237,9 @@ def test_qlora_sft_runs_on_a_gpu(tmp_path: Path) -> None:
     assert card["hardware"]["gpu"] and card["metrics"]["global_step"] == 6
     losses = [e["loss"] for e in card["loss_curve"] if "loss" in e]
     assert losses[-1] < losses[0]  # one repeated example: the adapter must learn it
+    # 4-bit weights are packed two per byte: the card still counts the model's real parameters (+ LoRA's).
+    full = AutoModelForCausalLM.from_pretrained(model_dir).num_parameters()
+    assert card["model"]["parameters"] == full + card["model"]["trainable_parameters"]
 
 
 def test_sft_trains_on_a_saved_conversational_dataset(tiny_lm: Path, tmp_path: Path) -> None:
@@ -254,3 +258,12 @@ def test_sft_trains_on_a_saved_conversational_dataset(tiny_lm: Path, tmp_path: P
     assert card["data"]["format"] == "messages" and card["data"]["content_hash"] is None
     assert card["metrics"]["global_step"] == 2 and "eval_loss" in card["metrics"]
     assert card["hyperparameters"]["max_length"] == 1024  # no export manifest: TRL's default
+
+
+def test_sft_quiet_prints_nothing(tiny_lm: Path, latex_export: Path, tmp_path: Path) -> None:
+    """`--quiet` silences our bars and the library bars (weight loading, dataset map) alike."""
+    args = ["sft", "--data", str(latex_export), "--model", str(tiny_lm), "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, [*args, "--max-steps", "1", "--no-gradient-checkpointing", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "" and result.stderr == ""
+    assert (tmp_path / "run" / "adapter_model.safetensors").is_file()
