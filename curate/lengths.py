@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import io
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -113,12 +113,13 @@ def _sequences(row: dict[str, Any], eos: str) -> list[Tokenizable]:
 def token_counts(
     rows: Sequence[dict[str, Any]],
     tokenizer: Any,
-    track: Callable[[Iterable[Any], str], Iterable[Any]] | None = None,
+    track: Callable[[Iterable[Any], str, int], Iterable[Any]] | None = None,
     where: Callable[[int], str] | None = None,
 ) -> list[int]:
     """Token count of each formatted row (see the module docstring for what is counted).
 
-    `track` wraps the batch loop in a progress bar; `where(i)` names row i in errors.
+    `track(items, description, total)` wraps the loop in a progress bar counting sequences; `where(i)` names
+    row i in errors.
     """
     eos = tokenizer.eos_token or ""
     per_row: list[list[Tokenizable]] = []
@@ -136,13 +137,20 @@ def token_counts(
     batches = [texts[i : i + 512] for i in range(0, len(texts), 512)] + [
         chats[i : i + 64] for i in range(0, len(chats), 64)
     ]
-    for batch in track(batches, "lengths") if track else batches:
-        if isinstance(flat[batch[0]], str):
-            ids = tokenizer([flat[i] for i in batch])["input_ids"]
-        else:
-            ids = [tokenizer.apply_chat_template(flat[i], tokenize=True, return_dict=True)["input_ids"] for i in batch]
-        for i, seq_ids in zip(batch, ids, strict=True):
-            lengths[i] = len(seq_ids)
+
+    def tokenized() -> Iterator[tuple[int, int]]:
+        """(sequence index, token count), tokenizing a batch at a time."""
+        for batch in batches:
+            if isinstance(flat[batch[0]], str):
+                ids = tokenizer([flat[i] for i in batch])["input_ids"]
+            else:
+                ids = [
+                    tokenizer.apply_chat_template(flat[i], tokenize=True, return_dict=True)["input_ids"] for i in batch
+                ]
+            yield from zip(batch, map(len, ids), strict=True)
+
+    for i, n_tokens in track(tokenized(), "lengths", len(flat)) if track else tokenized():
+        lengths[i] = n_tokens
     counts, start = [], 0
     for seqs in per_row:
         counts.append(max(lengths[start : start + len(seqs)]))

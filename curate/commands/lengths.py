@@ -60,7 +60,7 @@ def lengths_command(
         counts = token_counts(
             [r.data for r in raws],
             tok,
-            lambda items, desc: progress.track(list(items), description=desc),
+            lambda items, desc, total: progress.track(items, total=total, description=desc),
             where=lambda i: f"{raws[i].source} {raws[i].unit} {raws[i].row}",
         )
     report = analyze(counts, tokenizer, max_length)
