@@ -131,6 +131,9 @@ def build_command(
     margin_scale: Annotated[
         Optional[float], typer.Option(help="--derive preference: margin = rating gap x this (1.0).")
     ] = None,
+    min_ratings: Annotated[
+        Optional[int], typer.Option(help="--derive: leave out answers rated by fewer labelers than this (1).")
+    ] = None,
     tokenizer: Annotated[
         Optional[str],
         typer.Option(help="Token-length analysis with this tokenizer (smollm2 offline, or a hub id/path); enables it."),
@@ -209,6 +212,7 @@ def build_command(
         "ratings.min_rating": min_rating,
         "ratings.min_gap": min_gap,
         "ratings.margin_scale": margin_scale,
+        "ratings.min_ratings": min_ratings,
         "lengths.tokenizer": tokenizer,
         "lengths.max_length": max_length,
         "lengths.min_tokens": min_tokens,

@@ -137,12 +137,17 @@ def test_build_cli_derive_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.chdir(ROOT)
     args = ["build", "data/qa/ratings.jsonl", "--derive", "preference", "--min-gap", "3", "--margin-scale", "0.5"]
-    result = CliRunner().invoke(app, [*args, "--group-by", "prompt", "--out", str(tmp_path / "p3"), "-q"])
+    args += ["--min-ratings", "2", "--group-by", "prompt", "--out", str(tmp_path / "p3"), "-q"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "p3/manifest.json").read_text())
-    assert manifest["derive"]["rules"] == {"min_rating": 7.0, "min_gap": 3.0, "margin_scale": 0.5, "min_ratings": 1}
+    assert manifest["derive"]["rules"] == {"min_rating": 7.0, "min_gap": 3.0, "margin_scale": 0.5, "min_ratings": 2}
     pairs = pd.concat(pd.read_parquet(p) for p in (tmp_path / "p3/data").glob("*.parquet"))
-    assert ((pairs.chosen_rating - pairs.rejected_rating) >= 3).all()
+    assert len(pairs) > 0 and ((pairs.chosen_rating - pairs.rejected_rating) >= 3).all()
     assert (pairs.margin == (pairs.chosen_rating - pairs.rejected_rating) * 0.5).all()
+    ratings = pd.read_json(ROOT / "data/qa/ratings.jsonl", lines=True).groupby(["prompt", "response"]).size()
+    for side in ("chosen", "rejected"):
+        assert (ratings[list(zip(pairs.prompt, pairs[side], strict=True))] >= 2).all()
+    assert (ratings == 1).any()  # the sample set has single-rated answers for the flag to leave out
     bad = CliRunner().invoke(app, ["build", "data/qa/ratings.jsonl", "--derive", "dpo", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 1 and "'derive'" in bad.output
