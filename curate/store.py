@@ -13,28 +13,36 @@ claiming at once never take the same slot.
 
 Blind rating: a labeler's tasks and `ratings_frame(project, labeler_id)` hold only
 their own work; only admin views (no labeler_id) see everyone's ratings.
+
+Login throttle: `LoginLimit.max_failures` failed logins with one name within `window`
+lock that name for `lockout` (default 5 in 15 min -> 15 min), counted in the database so
+every server process shares the count; unknown names count and lock exactly like real ones.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import random
 import re
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import bcrypt
 import pandas as pd
 from alembic import command
 from alembic.config import Config
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from sqlalchemy import Engine, and_, create_engine, event, exists, func, select, text
+from sqlalchemy import Engine, and_, create_engine, delete, event, exists, func, select, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session
@@ -47,6 +55,7 @@ from curate.store_models import (
     Flag,
     Item,
     Labeler,
+    LoginThrottle,
     Project,
     Rating,
     Skip,
@@ -66,6 +75,27 @@ _MIGRATION_LOCK = 0x63757261  # pg_advisory_xact_lock key: one migrator at a tim
 
 class AuthError(CurateError):
     """Login failed: unknown labeler, deactivated account or wrong password."""
+
+
+class LoginLocked(AuthError):
+    """Too many failed logins with one name: it is locked until `until` (UTC)."""
+
+    def __init__(self, until: datetime, now: datetime) -> None:
+        minutes = max(1, math.ceil((until - now).total_seconds() / 60))
+        super().__init__(
+            f"too many failed logins with this name: try again after {until:%H:%M} UTC "
+            f"(in {minutes} minute{'s' if minutes > 1 else ''}), or ask an admin to reset your password"
+        )
+        self.until = until
+
+
+@dataclass(frozen=True)
+class LoginLimit:
+    """`max_failures` failed logins with one name within `window` lock that name for `lockout`."""
+
+    max_failures: int = 5
+    window: timedelta = timedelta(minutes=15)
+    lockout: timedelta = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -163,6 +193,16 @@ def _seconds(value: Any) -> float:
     return seconds
 
 
+def _aware(moment: datetime) -> datetime:
+    """A stored timestamp in UTC: SQLite hands back naive datetimes, PostgreSQL aware ones."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _name_key(name: Any) -> str:
+    """The login throttle's key: SHA-256 of the name as typed (a password typed as the name is never stored)."""
+    return hashlib.sha256(str(name).encode("utf-8", "replace")).hexdigest()
+
+
 def _sqlite_pragmas(busy_timeout: float) -> Any:
     """A connect-event hook: WAL, busy timeout (ms), foreign keys on, and our own BEGIN."""
 
@@ -188,13 +228,24 @@ def _sqlite_begin(conn: Any) -> None:
 class ReviewStore:
     """All reads and writes of the review app and `curate review`, over one SQLAlchemy engine."""
 
-    def __init__(self, url: str, password_rounds: int = 12, busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        password_rounds: int = 12,
+        busy_timeout: float = 30.0,
+        *,
+        login_limit: LoginLimit | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         """Open (and create or upgrade to the latest schema) the store at `url`; a bare path means SQLite.
 
         `busy_timeout`: seconds a SQLite writer waits for the lock before "database is locked" is raised.
+        `login_limit`: the failed-login lock (default `LoginLimit()`); `clock`: the current UTC time.
         """
         self.url = resolve_url(url)
         self.password_rounds = password_rounds
+        self.login_limit = login_limit or LoginLimit()
+        self.clock = clock
         try:
             parsed = make_url(self.url)
         except ArgumentError:
@@ -362,24 +413,61 @@ class ReviewStore:
         return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=self.password_rounds)).decode()
 
     def authenticate(self, name: str, password: str) -> Labeler:
-        """The labeler with this name and password, or AuthError.
+        """The labeler with this name and password, or AuthError (LoginLocked after too many failures).
 
-        An unknown name and a wrong password get the same message and the same bcrypt work, so
-        the login form does not tell which labeler names exist.
+        An unknown name and a wrong password get the same message, the same bcrypt work and the
+        same failure count, so the login form does not tell which labeler names exist.
         """
+        key = _name_key(name)
         with self._session() as s:
+            throttle = s.get(LoginThrottle, key)
+            locked_until = _aware(throttle.locked_until) if throttle and throttle.locked_until else None
             labeler = s.scalar(select(Labeler).where(Labeler.name == name))
+        now = self.clock()
+        if locked_until is not None and locked_until > now:
+            raise LoginLocked(locked_until, now)  # refused before bcrypt: guessing costs the server nothing
         failed = AuthError("unknown labeler or wrong password (an admin can add you or reset your password)")
         if labeler is None:
             self._hash("unknown labeler")  # the same bcrypt cost as a check: timing does not tell either
-            raise failed
+            self._login_failed(key, failed)
         secret = password.encode() if isinstance(password, str) else b""
         # bcrypt only reads 72 bytes (bcrypt 5 raises on more); no password we issue is that long.
         if not secret or len(secret) > 72 or not bcrypt.checkpw(secret, labeler.password_hash.encode()):
-            raise failed
+            self._login_failed(key, failed)
+        if throttle is not None:
+            with self._session(write=True) as s:
+                s.execute(delete(LoginThrottle).where(LoginThrottle.name_hash == key))  # success resets the count
         if not labeler.active:
             raise AuthError(f"labeler {name!r} is deactivated: ask an admin")
         return labeler
+
+    def _login_failed(self, key: str, failed: AuthError) -> NoReturn:
+        """Count a failed login for this name in the database, then raise `failed` (LoginLocked when it tips over)."""
+        limit, now = self.login_limit, self.clock()
+        insert = postgresql_insert if self.dialect == "postgresql" else sqlite_insert
+        with self._session(write=True) as s:
+            # Forget names whose window and lock are over, so guessed names do not pile up.
+            s.execute(
+                delete(LoginThrottle).where(
+                    LoginThrottle.window_started_at < now - limit.window,
+                    (LoginThrottle.locked_until.is_(None)) | (LoginThrottle.locked_until < now),
+                )
+            )
+            fresh = {"name_hash": key, "failures": 0, "window_started_at": now}
+            s.execute(insert(LoginThrottle).values(**fresh).on_conflict_do_nothing())
+            row = s.scalar(select(LoginThrottle).where(LoginThrottle.name_hash == key).with_for_update())
+            assert row is not None  # inserted above unless it was there
+            if row.locked_until is not None and _aware(row.locked_until) > now:
+                raise LoginLocked(_aware(row.locked_until), now)  # another process locked it meanwhile
+            if row.locked_until is not None or _aware(row.window_started_at) <= now - limit.window:
+                row.failures, row.window_started_at, row.locked_until = 0, now, None  # a new window
+            row.failures += 1
+            until = now + limit.lockout if row.failures >= limit.max_failures else None
+            if until is not None:
+                row.failures, row.locked_until = 0, until
+        if until is not None:
+            raise LoginLocked(until, now)
+        raise failed
 
     def labelers(self) -> list[Labeler]:
         """Every labeler and admin, oldest first."""

@@ -176,3 +176,17 @@ class Flag(Base):
     answer_id: Mapped[int] = mapped_column(ForeignKey("answers.id", ondelete="CASCADE"), index=True)
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LoginThrottle(Base):
+    """Failed logins per typed name, shared by every server process; a name that fails too often is locked a while.
+
+    The key is the SHA-256 of the name as typed, so unknown names count (and lock) exactly like real
+    ones, and a password typed into the name field is never stored.
+    """
+
+    __tablename__ = "login_throttle"
+    name_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

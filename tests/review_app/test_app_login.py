@@ -1,9 +1,13 @@
-"""Login through the app's form: good password, wrong password, unknown name, first-login password change."""
+"""Login through the app's form: good or wrong password, unknown name, lock after failures, password change."""
 
 from __future__ import annotations
 
+import re
+
 from review_harness import APP, PROJECT, Review, button, choose_password, login
 from streamlit.testing.v1 import AppTest
+
+from curate.store import LoginLimit
 
 BAD_LOGIN = "unknown labeler or wrong password (an admin can add you or reset your password)"
 
@@ -73,3 +77,18 @@ def test_labeler_deactivated_while_logged_in_can_no_longer_rate(review: Review, 
     at.session_state["rate_task"] = None
     at.run()
     assert not at.exception and [e.value for e in at.error] == ["labeler 'ben' is deactivated"]
+
+
+def test_too_many_failed_logins_lock_the_name_and_say_until_when(review: Review) -> None:
+    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    for _ in range(LoginLimit().max_failures - 1):
+        login(at, "ann", "guess")
+        assert [e.value for e in at.error] == [BAD_LOGIN]
+    login(at, "ann", "guess")  # the fifth failure within 15 minutes locks the name for 15 minutes
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert re.fullmatch(
+        r"too many failed logins with this name: try again after \d\d:\d\d UTC \(in 15 minutes\).*", message
+    )
+    login(at, "ann", review.passwords["ann"])  # the right password waits too
+    assert [e.value for e in at.error] == [message] and "user" not in at.session_state
