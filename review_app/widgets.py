@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 # The scale's anchors, shown next to every rating input so labelers share one meaning of each number.
 SCALE_ANCHORS = {1: "terrible", 3: "poor", 5: "mediocre", 7: "good", 10: "great"}
@@ -42,18 +41,21 @@ def preference_label(rating_a: int, rating_b: int) -> str:
 def focus_input(label: str, item_id: int) -> None:
     """Put the keyboard cursor in the input labelled `label` when a new item appears (Streamlit has no autofocus).
 
-    Runs a fixed script in a same-origin, zero-height iframe; `item_id` changes the iframe's content per item
-    so the script runs once per item, not on every rerun. Only our constant label and an int reach it.
+    A fixed script in the page itself (`st.html` with JavaScript allowed; `components.v1.html` is deprecated).
+    Streamlit runs it again only when its HTML changes, and `item_id` changes it per item: once per item, not
+    on every rerun. It skips the previous run's stale copy of the field. Only our constant label and an int
+    reach it.
     """
     selector = json.dumps(f'input[aria-label="{label}"]')
-    components.html(
-        f"""<script data-item="{int(item_id)}">
+    # A block scope: every run of the script shares the page's global scope, where a second `const` would clash.
+    st.html(
+        f"""<script data-item="{int(item_id)}">{{
         const find = (tries) => {{
-          const input = window.parent.document.querySelector({selector});
-          if (input) input.focus();
+          const fresh = [...document.querySelectorAll({selector})].filter((el) => !el.closest('[data-stale="true"]'));
+          if (fresh.length) fresh[fresh.length - 1].focus();
           else if (tries > 0) setTimeout(() => find(tries - 1), 50);
         }};
         find(40);
-        </script>""",
-        height=0,
+        }}</script>""",
+        unsafe_allow_javascript=True,
     )
