@@ -9,10 +9,24 @@ Assignment: a labeler's queue holds the answers of the items assigned to them th
 they have not yet rated, skipped or flagged. When it runs dry they claim the next item
 that fewer than `overlap` labelers hold and they don't hold yet, in import order — so
 each item goes to `overlap` labelers, nobody gets an item twice, and two labelers
-claiming at once never take the same slot.
+claiming at once never take the same slot. A claim holds its slot for the project's
+`claim_hours` (24 by default); if the labeler has not done every answer of the item by
+then, the slot goes back to the pool for another labeler, while the item stays in the
+first labeler's queue and their later ratings are kept like any other.
+
+Position bias: Rate mode shows each labeler an item's answers in an order of their own
+(`shown_order`, stable per labeler), and every rating records where its answer was shown.
 
 Blind rating: a labeler's tasks and `ratings_frame(project, labeler_id)` hold only
 their own work; only admin views (no labeler_id) see everyone's ratings.
+
+Rights: the store, not only the UI, enforces them. Reads of everyone's work (ratings,
+flags, stats, progress, labelers) and exports take the acting labeler (`actor=`) and
+refuse anyone but an active admin. `ReviewStore(url)` is the operator's store (CLI, scripts:
+whoever holds the database URL can read every row with sqlite3/psql anyway, and the CLI
+must work before any admin exists), where `actor` may be left out; the review app opens
+`ReviewStore(url, operator=False)`, where it may not, and which cannot create projects,
+import items or manage labelers at all.
 
 Login throttle: `LoginLimit.max_failures` failed logins with one name within `window`
 lock that name for `lockout` (default 5 in 15 min -> 15 min), counted in the database so
@@ -40,12 +54,12 @@ import pandas as pd
 from alembic import command
 from alembic.config import Config
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from sqlalchemy import Engine, and_, create_engine, delete, event, exists, func, select, text
+from sqlalchemy import Engine, and_, create_engine, delete, event, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from curate.errors import CurateError
 from curate.store_models import (
@@ -68,6 +82,7 @@ ROLES = ("labeler", "admin")
 MODES = ("rate", "compare")
 MAX_COMMENT = 5000
 MAX_REASON = 1000
+DEFAULT_CLAIM_HOURS = 24.0
 _NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,100}$")  # any printable text, no control characters
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # Alembic scripts ship inside the package
 _MIGRATION_LOCK = 0x63757261  # pg_advisory_xact_lock key: one migrator at a time
@@ -106,8 +121,9 @@ class RatingTask:
     prompt: str
     answer_id: int
     answer: str
-    answer_index: int  # 1-based position among the item's answers
+    answer_index: int  # 1-based position among the item's answers, in import order
     n_answers: int
+    shown_position: int = 1  # 1-based place in this labeler's own order of the item's answers
 
 
 @dataclass(frozen=True)
@@ -183,6 +199,22 @@ def check_name(name: Any, what: str) -> str:
     return name
 
 
+def shown_order(labeler_id: int, answer_ids: Iterable[int]) -> list[int]:
+    """The order in which Rate mode shows this labeler an item's answers: by a hash of (labeler, answer).
+
+    Uniformly random across labelers (so no answer is always seen first), the same for one labeler on
+    every visit and server, and an answer imported later slots in without reshuffling the others.
+    """
+    return sorted(answer_ids, key=lambda a: hashlib.blake2b(f"{labeler_id}:{a}".encode(), digest_size=8).digest())
+
+
+def check_claim_hours(hours: Any) -> float:
+    """Hours a claim holds its slot: a finite number > 0, or a CurateError."""
+    if isinstance(hours, bool) or not isinstance(hours, int | float) or not math.isfinite(hours) or hours <= 0:
+        raise CurateError(f"claim hours must be a number > 0 (how long a claimed item waits), got {hours!r}")
+    return float(hours)
+
+
 def _seconds(value: Any) -> float:
     try:
         seconds = float(value)
@@ -235,17 +267,20 @@ class ReviewStore:
         busy_timeout: float = 30.0,
         *,
         login_limit: LoginLimit | None = None,
+        operator: bool = True,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         """Open (and create or upgrade to the latest schema) the store at `url`; a bare path means SQLite.
 
         `busy_timeout`: seconds a SQLite writer waits for the lock before "database is locked" is raised.
+        `operator`: False for the review app's store, whose admin-only operations need an acting admin.
         `login_limit`: the failed-login lock (default `LoginLimit()`); `clock`: the current UTC time.
         """
         self.url = resolve_url(url)
         self.password_rounds = password_rounds
         self.login_limit = login_limit or LoginLimit()
         self.clock = clock
+        self.operator = operator
         try:
             parsed = make_url(self.url)
         except ArgumentError:
@@ -278,11 +313,24 @@ class ReviewStore:
         """Bring the schema to the newest Alembic revision (one migrator at a time)."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
-        with self._writer.begin() as conn:
-            if self.dialect == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+        with self._writer.connect() as conn:
+            sqlite = conn.connection.dbapi_connection if self.dialect == "sqlite" else None
+            if sqlite is not None:
+                # Alembic alters a SQLite table by rebuilding it (copy, DROP, rename); with foreign keys on,
+                # that DROP would cascade-delete every row that points at the table. So they are off while
+                # migrating (set outside a transaction, where SQLite honours it), checked before commit.
+                sqlite.cursor().execute("PRAGMA foreign_keys = OFF")
+            try:
+                with conn.begin():
+                    if self.dialect == "postgresql":
+                        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+                    config.attributes["connection"] = conn
+                    command.upgrade(config, "head")
+                    if sqlite is not None and conn.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                        raise CurateError("the schema upgrade would leave dangling references: nothing was changed")
+            finally:
+                if sqlite is not None:
+                    sqlite.cursor().execute("PRAGMA foreign_keys = ON")
 
     @contextmanager
     def _session(self, write: bool = False) -> Iterator[Session]:
@@ -291,9 +339,16 @@ class ReviewStore:
 
     # --- projects, items, labelers -------------------------------------------------------------
 
-    def create_project(self, name: str, overlap: int = 2, mode: str = "rate") -> Project:
-        """A new project whose items each go to `overlap` labelers; `mode` is rate or compare."""
+    def create_project(
+        self, name: str, overlap: int = 2, mode: str = "rate", claim_hours: float = DEFAULT_CLAIM_HOURS
+    ) -> Project:
+        """A new project whose items each go to `overlap` labelers; `mode` is rate or compare.
+
+        `claim_hours`: how long a claimed item holds its slot before an unfinished claim frees it.
+        """
+        self._require_operator("create projects")
         check_name(name, "project")
+        hours = check_claim_hours(claim_hours)
         if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 1:
             raise CurateError(f"overlap must be a whole number >= 1 (labelers per item), got {overlap!r}")
         if mode not in MODES:
@@ -301,9 +356,15 @@ class ReviewStore:
         with self._session(write=True) as s:
             if s.scalar(select(Project.id).where(Project.name == name)) is not None:
                 raise CurateError(f"project {name!r} already exists")
-            project = Project(name=name, overlap=overlap, mode=mode)
+            project = Project(name=name, overlap=overlap, mode=mode, claim_hours=hours)
             s.add(project)
         return project
+
+    def set_claim_hours(self, project: str, hours: float) -> None:
+        """Change how long a project's claims hold their slot; claims made from now on use it."""
+        value = check_claim_hours(hours)
+        with self._session(write=True) as s:
+            self._project(s, project).claim_hours = value
 
     def projects(self) -> list[str]:
         """Names of all projects, oldest first."""
@@ -327,6 +388,7 @@ class ReviewStore:
         A prompt already in the project gets only the answers it does not have yet, so
         re-importing a file adds nothing and new model answers join their prompt's item.
         """
+        self._require_operator("import items")
         items = []
         for n, row in enumerate(rows, start=1):
             try:
@@ -360,6 +422,7 @@ class ReviewStore:
 
     def add_labeler(self, name: str, role: str = "labeler") -> str:
         """Create a labeler (or admin); returns their one-time password (only its bcrypt hash is stored)."""
+        self._require_operator("add labelers")
         check_name(name, "labeler")
         if role not in ROLES:
             raise CurateError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
@@ -372,6 +435,7 @@ class ReviewStore:
 
     def reset_password(self, name: str) -> str:
         """A new one-time password for an existing labeler."""
+        self._require_operator("reset passwords")
         password = secrets.token_urlsafe(12)
         with self._session(write=True) as s:
             labeler = s.scalar(select(Labeler).where(Labeler.name == name))
@@ -395,6 +459,7 @@ class ReviewStore:
 
         Returns the number of items released.
         """
+        self._require_operator("deactivate labelers")
         with self._session(write=True) as s:
             labeler = s.scalar(select(Labeler).where(Labeler.name == name).with_for_update())
             if labeler is None:
@@ -404,10 +469,30 @@ class ReviewStore:
             idle = list(s.scalars(select(Assignment).where(Assignment.labeler_id == labeler.id, ~touched)))
             for assignment in idle:
                 item = s.scalar(select(Item).where(Item.id == assignment.item_id).with_for_update())
-                if item is not None:
+                if item is not None and assignment.released_at is None:  # an expired claim gave its slot back already
                     item.claims -= 1
                 s.delete(assignment)
             return len(idle)
+
+    def _require_operator(self, what: str) -> None:
+        """Refuse `what` on the review app's store: only the operator (the CLI) sets up projects and accounts."""
+        if not self.operator:
+            raise AuthError(f"only the operator may {what}, with `curate review` on the database: not from the app")
+
+    def _require_admin(self, actor: int | None, what: str) -> None:
+        """Refuse `what` unless `actor` is an active admin; no actor means the operator (not on the app's store)."""
+        if actor is None:
+            if not self.operator:
+                raise AuthError(f"only an admin may {what}: the review app must say which admin asks (actor=)")
+            return
+        with self._session() as s:
+            labeler = s.get(Labeler, actor) if isinstance(actor, int) and not isinstance(actor, bool) else None
+        if labeler is None:
+            raise AuthError(f"only an admin may {what}: no labeler with id {actor!r}")
+        if labeler.role != "admin":
+            raise AuthError(f"only an admin may {what}; {labeler.name!r} is a labeler")
+        if not labeler.active:
+            raise AuthError(f"only an active admin may {what}; {labeler.name!r} is deactivated")
 
     def _hash(self, password: str) -> str:
         return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=self.password_rounds)).decode()
@@ -469,8 +554,9 @@ class ReviewStore:
             raise LoginLocked(until, now)
         raise failed
 
-    def labelers(self) -> list[Labeler]:
+    def labelers(self, *, actor: int | None = None) -> list[Labeler]:
         """Every labeler and admin, oldest first."""
+        self._require_admin(actor, "list every labeler")
         with self._session() as s:
             return list(s.scalars(select(Labeler).order_by(Labeler.id)))
 
@@ -497,16 +583,74 @@ class ReviewStore:
         return rated | skipped | flagged
 
     def _open_answers(self, s: Session, labeler_id: int, project_id: int, limit: int | None = None) -> list[Any]:
-        """(answer, item) rows still to do in this labeler's assigned items, queue order."""
+        """(answer, item) rows still to do in this labeler's assigned items: items in claim order, each
+        item's answers in this labeler's own order (`shown_order`)."""
         query = (
             select(Answer, Item)
             .join(Item, Answer.item_id == Item.id)
             .join(Assignment, and_(Assignment.item_id == Item.id, Assignment.labeler_id == labeler_id))
             .where(Assignment.project_id == project_id, ~self._done(labeler_id))
             .order_by(Assignment.id, Answer.position)
-            .limit(limit)
         )
-        return list(s.execute(query).tuples())
+        rows = list(s.execute(query).tuples())  # a labeler's queue is an item or two: sorting here is cheap
+        item_rank = {item_id: n for n, item_id in enumerate(dict.fromkeys(item.id for _, item in rows))}
+        answer_rank = {a: n for n, a in enumerate(shown_order(labeler_id, [answer.id for answer, _ in rows]))}
+        rows.sort(key=lambda row: (item_rank[row[1].id], answer_rank[row[0].id]))
+        return rows[:limit]
+
+    def _shown_position(self, s: Session, labeler_id: int, answer: Answer) -> int:
+        """Where Rate mode shows this answer to this labeler: 1-based place in their order of the item's answers."""
+        siblings = s.scalars(select(Answer.id).where(Answer.item_id == answer.item_id))
+        return shown_order(labeler_id, siblings).index(answer.id) + 1
+
+    def _settle(self, s: Session, labeler_id: int, item_id: int) -> None:
+        """Once the labeler has done every answer of the item, their claim no longer expires."""
+        left = select(func.count(Answer.id)).where(Answer.item_id == item_id, ~self._done(labeler_id))
+        if not s.scalar(left):
+            s.execute(
+                update(Assignment)
+                .where(Assignment.item_id == item_id, Assignment.labeler_id == labeler_id)
+                .values(expires_at=None)
+                .execution_options(synchronize_session=False)
+            )
+
+    def _release_expired(self, s: Session, project: Project) -> int:
+        """Give back the slots of expired, unfinished claims in this project; returns how many were freed.
+
+        The assignment stays (the item remains in that labeler's queue); only the item's slot count
+        drops, so another labeler can claim it. Run before any claim in a transaction: it locks item
+        rows, which a claim holding an item with SKIP LOCKED must not wait for.
+        """
+        now = self.clock()
+        expired = (
+            select(Assignment.id, Assignment.item_id, Assignment.labeler_id)
+            .where(Assignment.project_id == project.id, Assignment.expires_at < now, Assignment.released_at.is_(None))
+            .order_by(Assignment.id)  # one lock order for every releaser: no deadlock between them
+        )
+        freed = 0
+        for assignment_id, item_id, labeler_id in s.execute(expired).all():
+            # Lock the item first: a concurrent releaser of the same claim waits here, then sees it released.
+            s.execute(select(Item.id).where(Item.id == item_id).with_for_update())
+            open_claim = select(Assignment.id).where(Assignment.id == assignment_id, Assignment.released_at.is_(None))
+            if s.scalar(open_claim) is None:
+                continue
+            if not s.scalar(select(func.count(Answer.id)).where(Answer.item_id == item_id, ~self._done(labeler_id))):
+                self._settle(s, labeler_id, item_id)  # finished after all (e.g. a claim from before expiry)
+                continue
+            s.execute(
+                update(Assignment)
+                .where(Assignment.id == assignment_id)
+                .values(released_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            s.execute(
+                update(Item)
+                .where(Item.id == item_id)
+                .values(claims=Item.claims - 1)
+                .execution_options(synchronize_session=False)
+            )
+            freed += 1
+        return freed
 
     def _claim(self, s: Session, labeler_id: int, project: Project, min_answers: int = 1) -> int | None:
         """Assign the next item with a free slot that this labeler lacks; returns its id (None: none left)."""
@@ -524,8 +668,9 @@ class ReviewStore:
         for _ in range(3):
             item = s.scalar(query)
             if item is not None:
-                item.claims += 1
-                s.add(Assignment(project_id=project.id, item_id=item.id, labeler_id=labeler_id))
+                item.claims = Item.claims + 1  # in SQL: the row is locked, and this session may hold a stale copy
+                due = self.clock() + timedelta(hours=project.claim_hours)
+                s.add(Assignment(project_id=project.id, item_id=item.id, labeler_id=labeler_id, expires_at=due))
                 s.flush()
                 return item.id
             if self.dialect != "postgresql":
@@ -542,14 +687,17 @@ class ReviewStore:
             with self._session(write=True) as s:
                 self._labeler(s, labeler_id, lock=True)
                 rows = self._open_answers(s, labeler_id, proj.id, limit=1)
-                if not rows and self._claim(s, labeler_id, proj) is not None:
-                    rows = self._open_answers(s, labeler_id, proj.id, limit=1)
+                if not rows:
+                    self._release_expired(s, proj)
+                    if self._claim(s, labeler_id, proj) is not None:
+                        rows = self._open_answers(s, labeler_id, proj.id, limit=1)
         if not rows:
             return None
         answer, item = rows[0]
         with self._session() as s:
-            n_answers = s.scalar(select(func.count(Answer.id)).where(Answer.item_id == item.id)) or 0
-        return RatingTask(item.id, item.prompt, answer.id, answer.text, answer.position + 1, n_answers)
+            siblings = list(s.scalars(select(Answer.id).where(Answer.item_id == item.id)))
+        shown = shown_order(labeler_id, siblings).index(answer.id) + 1
+        return RatingTask(item.id, item.prompt, answer.id, answer.text, answer.position + 1, len(siblings), shown)
 
     def next_compare_task(self, labeler_id: int, project: str) -> CompareTask | None:
         """Two answers of one prompt for this labeler, at least one not yet rated by them, in random order.
@@ -566,6 +714,8 @@ class ReviewStore:
             with self._session(write=True) as s:
                 self._labeler(s, labeler_id, lock=True)
                 task = self._compare_from_open(s, labeler_id, proj.id)
+                if task is None:
+                    self._release_expired(s, proj)
                 while task is None and self._claim(s, labeler_id, proj, min_answers=2) is not None:
                     task = self._compare_from_open(s, labeler_id, proj.id)
         return task
@@ -612,6 +762,7 @@ class ReviewStore:
         seconds: float,
         mode: str = "rate",
         comparison_id: int | None = None,
+        shown_position: int | None = None,
     ) -> int:
         """Insert a rating; an earlier current rating of the same answer by this labeler is superseded."""
         previous = s.scalar(
@@ -630,6 +781,7 @@ class ReviewStore:
             seconds_spent=seconds,
             mode=mode,
             comparison_id=comparison_id,
+            shown_position=shown_position,
         )
         s.add(rating)
         s.flush()
@@ -651,8 +803,11 @@ class ReviewStore:
             raise CurateError(f"a comment can be at most {MAX_COMMENT} characters (got {len(comment)})")
         with self._session(write=True) as s:
             self._labeler(s, labeler_id, lock=True)
-            self._assigned_answer(s, labeler_id, answer_id)
-            return self._rate(s, labeler_id, answer_id, value, comment or None, spent)
+            answer = self._assigned_answer(s, labeler_id, answer_id)
+            shown = self._shown_position(s, labeler_id, answer)
+            rating_id = self._rate(s, labeler_id, answer_id, value, comment or None, spent, shown_position=shown)
+            self._settle(s, labeler_id, answer.item_id)
+            return rating_id
 
     def submit_comparison(
         self, labeler_id: int, task: CompareTask, left_rating: int, right_rating: int, seconds: float
@@ -680,17 +835,20 @@ class ReviewStore:
             )
             s.add(comparison)
             s.flush()
-            for answer_id, value in ((task.left_answer_id, left), (task.right_answer_id, right)):
-                self._rate(s, labeler_id, answer_id, value, None, spent / 2, "compare", comparison.id)
+            sides = ((task.left_answer_id, left, 1), (task.right_answer_id, right, 2))  # 1 = A (left), 2 = B
+            for answer_id, value, shown in sides:
+                self._rate(s, labeler_id, answer_id, value, None, spent / 2, "compare", comparison.id, shown)
+            self._settle(s, labeler_id, task.item_id)
             return comparison.id
 
     def skip(self, labeler_id: int, answer_id: int) -> None:
         """Take an answer out of this labeler's queue without rating it."""
         with self._session(write=True) as s:
             self._labeler(s, labeler_id, lock=True)
-            self._assigned_answer(s, labeler_id, answer_id)
+            answer = self._assigned_answer(s, labeler_id, answer_id)
             if s.scalar(select(Skip.id).where(Skip.labeler_id == labeler_id, Skip.answer_id == answer_id)) is None:
                 s.add(Skip(labeler_id=labeler_id, answer_id=answer_id))
+            self._settle(s, labeler_id, answer.item_id)
 
     def flag(self, labeler_id: int, answer_id: int, reason: str) -> None:
         """Flag an answer for an admin (reason required); it leaves the queue and every export."""
@@ -700,26 +858,71 @@ class ReviewStore:
             raise CurateError(f"a flag reason can be at most {MAX_REASON} characters (got {len(reason)})")
         with self._session(write=True) as s:
             self._labeler(s, labeler_id, lock=True)
-            self._assigned_answer(s, labeler_id, answer_id)
+            answer = self._assigned_answer(s, labeler_id, answer_id)
             s.add(Flag(labeler_id=labeler_id, answer_id=answer_id, reason=reason.strip()))
+            self._settle(s, labeler_id, answer.item_id)
+
+    def clear_flag(self, admin_id: int, flag_id: int) -> None:
+        """An admin clears (resolves) a flag: its answer counts again in exports; the flag row stays as history.
+
+        The flagging labeler's queue is unchanged: flagging was their judgement of that answer.
+        """
+        with self._session(write=True) as s:
+            admin = self._labeler(s, admin_id, lock=True)
+            if admin.role != "admin":
+                raise CurateError("only an admin can clear a flag")
+            flag = (
+                s.scalar(select(Flag).where(Flag.id == flag_id).with_for_update()) if isinstance(flag_id, int) else None
+            )
+            if flag is None:
+                raise CurateError(f"no flag with id {flag_id!r}")
+            if flag.cleared_at is not None:
+                by = s.get(Labeler, flag.cleared_by_id) if flag.cleared_by_id is not None else None
+                who = by.name if by is not None else "a removed admin"
+                raise CurateError(
+                    f"flag {flag_id} was already cleared by {who} at {flag.cleared_at:%Y-%m-%d %H:%M} UTC"
+                )
+            flag.cleared_at, flag.cleared_by_id = self.clock(), admin.id
 
     # --- reads for the admin page and exports --------------------------------------------------
 
     def progress(self, labeler_id: int, project: str) -> tuple[int, int]:
-        """(done, assigned) answers for this labeler: done = rated, skipped or flagged; assigned = done +
-        answers still waiting for them (in their items, or in items with a free slot they may claim)."""
+        """(done, assigned) answers for this labeler: done = rated, skipped or flagged; assigned = every answer
+        of the items handed to them so far. Answers they might still get are `claimable`, not assigned."""
         with self._session() as s:
             proj = self._project(s, project)
             mine = exists().where(Assignment.item_id == Item.id, Assignment.labeler_id == labeler_id)
             base = select(func.count(Answer.id)).join(Item, Answer.item_id == Item.id)
-            base = base.where(Item.project_id == proj.id)
-            done = s.scalar(base.where(mine, self._done(labeler_id))) or 0
-            claimed = s.scalar(base.where(mine)) or 0
-            free = s.scalar(base.where(~mine, Item.claims < proj.overlap)) or 0
-        return done, claimed + free
+            base = base.where(Item.project_id == proj.id, mine)
+            done = s.scalar(base.where(self._done(labeler_id))) or 0
+            assigned = s.scalar(base) or 0
+        return done, assigned
 
-    def progress_all(self, project: str) -> dict[int, tuple[int, int]]:
-        """`progress` of every labeler at once (labeler id -> (done, assigned)), in a few grouped queries."""
+    def claimable(self, labeler_id: int, project: str) -> int:
+        """Answers in items this labeler does not hold that have a free slot now (expired claims count as
+        free): the most they may still get, shared with every other labeler."""
+        with self._session() as s:
+            proj = self._project(s, project)
+            mine = exists().where(Assignment.item_id == Item.id, Assignment.labeler_id == labeler_id)
+            expired = (
+                select(func.count(Assignment.id))
+                .where(
+                    Assignment.item_id == Item.id,
+                    Assignment.released_at.is_(None),
+                    Assignment.expires_at < self.clock(),
+                )
+                .scalar_subquery()
+            )
+            query = (
+                select(func.count(Answer.id))
+                .join(Item, Answer.item_id == Item.id)
+                .where(Item.project_id == proj.id, ~mine, Item.claims - expired < proj.overlap)
+            )
+            return s.scalar(query) or 0
+
+    def progress_all(self, project: str, *, actor: int | None = None) -> dict[int, tuple[int, int]]:
+        """`progress` of every labeler at once (labeler id -> (done, assigned)), in two grouped queries."""
+        self._require_admin(actor, "see everyone's progress")
         with self._session() as s:
             proj = self._project(s, project)
             held = (
@@ -729,20 +932,20 @@ class ReviewStore:
                 .group_by(Assignment.labeler_id)
             )
             done = dict(s.execute(held.where(self._done(Assignment.labeler_id))).tuples().all())
-            claimed = dict(s.execute(held).tuples().all())
-            with_free_slot = held.join(Item, Item.id == Assignment.item_id).where(Item.claims < proj.overlap)
-            held_free = dict(s.execute(with_free_slot).tuples().all())
-            free = s.scalar(
-                select(func.count(Answer.id))
-                .join(Item, Answer.item_id == Item.id)
-                .where(Item.project_id == proj.id, Item.claims < proj.overlap)
-            )
+            assigned = dict(s.execute(held).tuples().all())
             ids = list(s.scalars(select(Labeler.id)))
-        return {i: (done.get(i, 0), claimed.get(i, 0) + (free or 0) - held_free.get(i, 0)) for i in ids}
+        return {i: (done.get(i, 0), assigned.get(i, 0)) for i in ids}
 
-    def ratings_frame(self, project: str, labeler_id: int | None = None, history: bool = False) -> pd.DataFrame:
+    def ratings_frame(
+        self, project: str, labeler_id: int | None = None, history: bool = False, *, actor: int | None = None
+    ) -> pd.DataFrame:
         """Current ratings of a project, one row each; `labeler_id` limits them to that labeler's own
-        (blind rating); `history` adds superseded ratings (with `superseded_at`, `superseded_by_id`)."""
+        (blind rating: `actor` must be that labeler, or an admin); `history` adds superseded ratings (with `superseded_at`, `superseded_by_id`)."""
+        if actor is None or actor != labeler_id:
+            self._require_admin(actor, "see other labelers' ratings")
+        else:
+            with self._session() as s:
+                self._labeler(s, actor)  # a labeler reads their own rows, and only while active
         with self._session() as s:
             proj = self._project(s, project)
             query = (
@@ -760,6 +963,7 @@ class ReviewStore:
                     Rating.seconds_spent.label("seconds"),
                     Rating.mode.label("mode"),
                     Rating.comparison_id.label("comparison_id"),
+                    Rating.shown_position.label("shown_position"),
                     Rating.created_at.label("created_at"),
                     Rating.superseded_at.label("superseded_at"),
                     Rating.superseded_by_id.label("superseded_by_id"),
@@ -778,8 +982,11 @@ class ReviewStore:
             frame = pd.DataFrame(result.all(), columns=list(result.keys()))
         return frame if history else frame.drop(columns=["superseded_at", "superseded_by_id"])
 
-    def flagged(self, project: str) -> pd.DataFrame:
-        """Every flag in a project: which answer, by whom, why, when."""
+    def flagged(self, project: str, history: bool = False, *, actor: int | None = None) -> pd.DataFrame:
+        """Open flags in a project: which answer, by whom, why, when. `history` lists cleared flags too,
+        with who cleared them and when (`cleared_by`, `cleared_at`; empty while open)."""
+        self._require_admin(actor, "see the flagged items")
+        clearer = aliased(Labeler)
         with self._session() as s:
             proj = self._project(s, project)
             query = (
@@ -793,25 +1000,32 @@ class ReviewStore:
                     Labeler.name.label("labeler"),
                     Flag.reason.label("reason"),
                     Flag.created_at.label("created_at"),
+                    clearer.name.label("cleared_by"),
+                    Flag.cleared_at.label("cleared_at"),
                 )
                 .join(Answer, Flag.answer_id == Answer.id)
                 .join(Item, Answer.item_id == Item.id)
                 .join(Labeler, Flag.labeler_id == Labeler.id)
+                .outerjoin(clearer, Flag.cleared_by_id == clearer.id)
                 .where(Item.project_id == proj.id)
                 .order_by(Flag.id)
             )
+            if not history:
+                query = query.where(Flag.cleared_at.is_(None))
             result = s.execute(query)
-            return pd.DataFrame(result.all(), columns=list(result.keys()))
+            frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+        return frame if history else frame.drop(columns=["cleared_by", "cleared_at"])
 
-    def labeler_stats(self, project: str) -> pd.DataFrame:
+    def labeler_stats(self, project: str, *, actor: int | None = None) -> pd.DataFrame:
         """Per labeler: done, assigned, time spent, pace, mean rating and bias (mean offset from the others).
 
         Columns: labeler_id, labeler, role, done, assigned, ratings, seconds_total,
         seconds_per_rating, ratings_per_hour, mean_rating, bias.
         """
+        self._require_admin(actor, "see every labeler's stats")
         from curate.agreement import labeler_bias
 
-        progress = self.progress_all(project)
+        progress = self.progress_all(project, actor=actor)
         with self._session() as s:
             pid = self._project(s, project).id
             result = s.execute(
@@ -831,7 +1045,7 @@ class ReviewStore:
         bias = labeler_bias(ratings).set_index("labeler") if len(ratings) else pd.DataFrame()
         by_labeler = dict(iter(ratings.groupby("labeler_id")))
         rows = []
-        for labeler in self.labelers():
+        for labeler in self.labelers(actor=actor):
             done, assigned = progress.get(labeler.id, (0, 0))
             own = by_labeler.get(labeler.id, ratings.iloc[:0])
             if not done and own.empty and labeler.role == "admin":
@@ -867,10 +1081,13 @@ class ReviewStore:
         ]
         return pd.DataFrame(rows, columns=columns)
 
-    def rated_rows(self, project: str) -> list[dict[str, Any]]:
+    def rated_rows(self, project: str, *, actor: int | None = None) -> list[dict[str, Any]]:
         """Current ratings as rated records (prompt, response, rating, labeler, comment?, flag?) with ids."""
-        ratings = self.ratings_frame(project)
-        flags = self.flagged(project).groupby("answer_id")["reason"].agg(lambda r: "; ".join(dict.fromkeys(r)))
+        self._require_admin(actor, "read everyone's ratings")
+        ratings = self.ratings_frame(project, actor=actor)
+        flags = (
+            self.flagged(project, actor=actor).groupby("answer_id")["reason"].agg(lambda r: "; ".join(dict.fromkeys(r)))
+        )
         rows = []
         for r in ratings.itertuples(index=False):
             row: dict[str, Any] = {
@@ -887,12 +1104,13 @@ class ReviewStore:
             rows.append(row)
         return rows
 
-    def export(self, project: str, out: Path, kind: str, **rules: Any) -> Path:
+    def export(self, project: str, out: Path, kind: str, *, actor: int | None = None, **rules: Any) -> Path:
         """Write an export directory (like `curate build`) of `kind` sft | preference | reward | rated.
 
         `rules`: min_rating, min_gap, margin_scale, min_ratings (see curate.ratings), test_size,
         seed, quiet. The split is grouped by prompt, so no prompt straddles train and test.
         """
+        self._require_admin(actor, "export ratings")
         from curate.ingest import Ingested
         from curate.pipeline import build
         from curate.recipe import recipe_from_dict
@@ -907,7 +1125,10 @@ class ReviewStore:
         if unknown:
             raise CurateError(f"unknown export rule(s): {', '.join(sorted(unknown))}")
         source = f"{self.display_url}#{project}"
-        records = [validate_row(Kind.rated, dict(row), source, i) for i, row in enumerate(self.rated_rows(project), 1)]
+        records = [
+            validate_row(Kind.rated, dict(row), source, i)
+            for i, row in enumerate(self.rated_rows(project, actor=actor), 1)
+        ]
         if not records:
             raise CurateError(f"project {project!r} has no ratings yet: nothing to export")
         recipe = recipe_from_dict(

@@ -55,11 +55,13 @@ class Project(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     overlap: Mapped[int] = mapped_column(Integer, default=2)
     mode: Mapped[str] = mapped_column(String(16), default="rate")
+    # Hours an unfinished claim holds one of the `overlap` slots before another labeler may take it.
+    claim_hours: Mapped[float] = mapped_column(Float, default=24.0, server_default="24")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Item(Base):
-    """One prompt to be judged, with its candidate answers; `claims` counts its assignments."""
+    """One prompt to be judged, with its candidate answers; `claims` counts its assignments still holding a slot."""
 
     __tablename__ = "items"
     __table_args__ = (Index("ix_items_project_claims", "project_id", "claims", "id"),)
@@ -97,18 +99,26 @@ class Labeler(Base):
 
 
 class Assignment(Base):
-    """An item handed to a labeler; (item, labeler) is unique so nobody gets an item twice."""
+    """An item handed to a labeler; (item, labeler) is unique so nobody gets an item twice.
+
+    `expires_at`: when an unfinished claim stops holding its slot (NULL once the labeler has done every
+    answer); `released_at`: when an expired claim gave its slot back. The row itself stays, so the
+    labeler can still finish the item and their ratings are kept.
+    """
 
     __tablename__ = "assignments"
     __table_args__ = (
         UniqueConstraint("item_id", "labeler_id", name="uq_assignments_item_labeler"),
         Index("ix_assignments_labeler_project", "labeler_id", "project_id"),
+        Index("ix_assignments_project_expires", "project_id", "expires_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
     labeler_id: Mapped[int] = mapped_column(ForeignKey("labelers.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Comparison(Base):
@@ -152,6 +162,9 @@ class Rating(Base):
     seconds_spent: Mapped[float] = mapped_column(Float, default=0.0)
     mode: Mapped[str] = mapped_column(String(16), default="rate")
     comparison_id: Mapped[int | None] = mapped_column(ForeignKey("comparisons.id", ondelete="SET NULL"))
+    # Where the answer was on screen: rate mode, 1-based place in this labeler's order of the item's
+    # answers; compare mode, 1 = A (left), 2 = B (right). NULL for ratings stored before it was recorded.
+    shown_position: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     superseded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("ratings.id", ondelete="SET NULL"))
@@ -168,7 +181,11 @@ class Skip(Base):
 
 
 class Flag(Base):
-    """A labeler marked an answer for an admin to look at (with a reason); flagged answers stay out of exports."""
+    """A labeler marked an answer for an admin to look at (with a reason); flagged answers stay out of exports.
+
+    An admin clears a flag by setting `cleared_at` / `cleared_by_id` (the row stays as history); a cleared
+    flag no longer keeps the answer out.
+    """
 
     __tablename__ = "flags"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -176,6 +193,8 @@ class Flag(Base):
     answer_id: Mapped[int] = mapped_column(ForeignKey("answers.id", ondelete="CASCADE"), index=True)
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cleared_by_id: Mapped[int | None] = mapped_column(ForeignKey("labelers.id", ondelete="SET NULL"))
 
 
 class LoginThrottle(Base):

@@ -24,10 +24,12 @@ def scale_legend() -> None:
     st.caption(f"Scale 1-10: {SCALE_HELP}")
 
 
-def progress_bar(done: int, assigned: int) -> None:
-    """Done / assigned, always at the top of a labeling page."""
+def progress_bar(done: int, assigned: int, claimable: int = 0) -> None:
+    """Done / assigned (answers of the items handed to this labeler), always at the top of a labeling page;
+    `claimable`: answers they may still get from the pool (shared with others, so "up to")."""
     fraction = done / assigned if assigned else 0.0
-    st.progress(min(1.0, fraction), text=f"Progress: {done} / {assigned} done")
+    more = f" · up to {claimable} more to come" if claimable else ""
+    st.progress(min(1.0, fraction), text=f"Progress: {done} / {assigned} done{more}")
 
 
 def preference_label(rating_a: int, rating_b: int) -> str:

@@ -27,9 +27,10 @@ store = state.store()
 @st.cache_data(ttl=30, show_spinner="Reading ratings...")
 def _snapshot(url: str, project: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, float, pd.DataFrame]:
     """Labeler stats, ratings, flags, alpha and Spearman, read once per 30 s (or Refresh), not on every click."""
-    ratings = store.ratings_frame(project)
+    ratings = store.ratings_frame(project, actor=user.id)
     alpha = krippendorff_alpha(ratings) if len(ratings) else math.nan
-    return store.labeler_stats(project), ratings, store.flagged(project), alpha, pairwise_spearman(ratings)
+    stats, flagged = store.labeler_stats(project, actor=user.id), store.flagged(project, actor=user.id)
+    return stats, ratings, flagged, alpha, pairwise_spearman(ratings)
 
 
 title_col, refresh_col = st.columns([5, 1], vertical_alignment="bottom")
@@ -126,12 +127,48 @@ else:
         spearman, hide_index=True, column_config={"spearman": st.column_config.NumberColumn(format="%.3f")}
     )
 
+
+def _clear_flag(flag_id: int) -> None:
+    """Clear one flag (the store keeps it as history) and read the figures afresh."""
+    try:
+        store.clear_flag(user.id, flag_id)
+    except CurateError as exc:
+        st.session_state["flag_notice"] = ("error", str(exc))
+    else:
+        st.session_state["flag_notice"] = ("success", f"Cleared flag {flag_id}: its answer counts in exports again.")
+    _snapshot.clear()
+
+
 st.subheader("Flagged items")
+if notice := st.session_state.pop("flag_notice", None):
+    (st.error if notice[0] == "error" else st.success)(notice[1])
 if flagged.empty:
     st.caption("Nothing flagged.")
 else:
+    st.caption("Flagged answers stay out of every export until an admin clears the flag.")
     # st.dataframe shows cells as plain text: prompts, answers and reasons are never rendered as HTML.
-    st.dataframe(flagged[["prompt", "response", "model", "labeler", "reason", "created_at"]], hide_index=True)
+    st.dataframe(
+        flagged[["flag_id", "prompt", "response", "model", "labeler", "reason", "created_at"]], hide_index=True
+    )
+    for flag in flagged.itertuples(index=False):
+        text_col, button_col = st.columns([6, 1], vertical_alignment="center")
+        text_col.text(f"Flag {flag.flag_id} by {flag.labeler}: {flag.reason}")
+        button_col.button(
+            "Clear flag",
+            key=f"clear-flag-{flag.flag_id}",
+            on_click=_clear_flag,
+            args=(int(flag.flag_id),),
+            help="The answer is fine after all: it counts in exports again. The flag stays in the history.",
+        )
+with st.expander("Cleared flags (history)"):
+    cleared = store.flagged(project, history=True, actor=user.id).dropna(subset=["cleared_at"])
+    if cleared.empty:
+        st.caption("No flag cleared yet.")
+    else:
+        st.dataframe(
+            cleared[["flag_id", "prompt", "response", "labeler", "reason", "created_at", "cleared_by", "cleared_at"]],
+            hide_index=True,
+        )
 
 
 @st.fragment
@@ -156,7 +193,7 @@ def _export() -> None:
         out = Path(out_root).expanduser().resolve() / re.sub(r"[^\w.-]+", "_", f"{project}-{kind}")
         try:
             with st.spinner(f"Writing the {kind} export..."):
-                path = store.export(project, out, kind, min_rating=min_rating, min_gap=min_gap)
+                path = store.export(project, out, kind, actor=user.id, min_rating=min_rating, min_gap=min_gap)
         except CurateError as exc:
             st.error(str(exc))
         else:

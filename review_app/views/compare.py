@@ -12,20 +12,19 @@ user = state.require_user()
 project = state.require_project()
 store = state.store()
 
-st.title("Compare")
-done, assigned = store.progress(user.id, project)
-progress_bar(done, assigned)
-if notice := st.session_state.pop("compare_notice", None):
-    st.success(notice)
-
 # An item held by the other mode may have been rated there meanwhile: it is fetched afresh when that page opens.
 st.session_state.pop("rate_task", None)
 task = st.session_state.get("compare_task")
 if task is None or st.session_state.get("compare_task_project") != project:
-    task = store.next_compare_task(user.id, project)
+    task = store.next_compare_task(user.id, project)  # before the progress line: it may claim a new item
     st.session_state["compare_task"] = task
     st.session_state["compare_task_project"] = project
     state.start_clock("compare")
+
+st.title("Compare")
+progress_bar(*store.progress(user.id, project), store.claimable(user.id, project))
+if notice := st.session_state.pop("compare_notice", None):
+    st.success(notice)
 if task is None:
     st.info("No prompt with two answers left for you to compare in this project. Thank you!")
     st.stop()

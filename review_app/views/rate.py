@@ -22,7 +22,7 @@ def _next_item(notice: str) -> None:
 
 def _change_last_rating() -> None:
     """Let the labeler correct their latest rating here; the store keeps the old one as history."""
-    mine = store.ratings_frame(project, user.id)  # their own ratings only (blind)
+    mine = store.ratings_frame(project, user.id, actor=user.id)  # their own ratings only (blind)
     mine = mine[mine["mode"] == "rate"]  # a compare rating is changed with its pair, not alone
     if mine.empty:
         return
@@ -40,20 +40,19 @@ def _change_last_rating() -> None:
         st.rerun()
 
 
-st.title("Rate")
-done, assigned = store.progress(user.id, project)
-progress_bar(done, assigned)
-if notice := st.session_state.pop("rate_notice", None):
-    st.success(notice)
-
 # An item held by the other mode may have been rated there meanwhile: it is fetched afresh when that page opens.
 st.session_state.pop("compare_task", None)
 task = st.session_state.get("rate_task")
 if task is None or st.session_state.get("rate_task_project") != project:
-    task = store.next_rating_task(user.id, project)
+    task = store.next_rating_task(user.id, project)  # before the progress line: it may claim a new item
     st.session_state["rate_task"] = task
     st.session_state["rate_task_project"] = project
     state.start_clock("rate")
+
+st.title("Rate")
+progress_bar(*store.progress(user.id, project), store.claimable(user.id, project))
+if notice := st.session_state.pop("rate_notice", None):
+    st.success(notice)
 if task is None:
     st.info("Nothing left to rate in this project. Thank you!")
     _change_last_rating()

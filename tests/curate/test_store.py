@@ -187,6 +187,7 @@ def test_tasks_are_blind(store: ReviewStore) -> None:
         "answer",
         "answer_index",
         "n_answers",
+        "shown_position",
     }
     store.submit_rating(ann, task.answer_id, 9, "mine", 2.0)
     assert store.ratings_frame("qa", labeler_id=ben).empty
@@ -273,8 +274,10 @@ def test_skip_and_flag_leave_the_queue_and_flags_leave_exports(store: ReviewStor
     with pytest.raises(CurateError, match="a flag needs a reason"):
         store.flag(ann, second.answer_id, "  ")
     store.flag(ann, second.answer_id, "<b>offensive</b>")
-    assert store.progress(ann, "qa") == (2, 10)  # 2 done; her item's 2 answers + 4 unclaimed items x 2
-    assert store.progress_all("qa") == {ann: (2, 10), ben: (0, 10)}  # ben may still get all 5 items
+    assert store.progress(ann, "qa") == (2, 2)  # both answers of the one item she holds are done
+    assert store.claimable(ann, "qa") == 8  # 4 unclaimed items x 2 answers she may still get
+    assert store.progress_all("qa") == {ann: (2, 2), ben: (0, 0)}
+    assert store.claimable(ben, "qa") == 10  # ben may still get all 5 items
     flagged = store.flagged("qa")
     assert flagged[["answer_id", "labeler", "reason"]].values.tolist() == [
         [second.answer_id, "ann", "<b>offensive</b>"]

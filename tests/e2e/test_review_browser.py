@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from curate.agreement import krippendorff_alpha
-from curate.store import ReviewStore
+from curate.store import ReviewStore, shown_order
 from curate.store_models import Comparison
 from review_app.serving import free_port, wait_until_healthy
 
@@ -143,10 +143,13 @@ def _own_ratings(served: Served, name: str) -> Any:
 def test_labeler_rates_three_answers_with_the_keyboard(served: Served, browser: Any) -> None:
     from playwright.sync_api import expect
 
+    # ann (labeler 1) sees item 1's answers (ids 1, 2) in her own order, which puts the <script> answer first.
+    assert shown_order(1, [1, 2]) == [1, 2]
     page = _log_in(browser, served, "ann")
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    expect(page.get_by_text("Progress: 0 / 3 done")).to_be_visible()
+    # Assigned: the 2 answers of the item she holds; the other item has a free slot she may still get.
+    expect(page.get_by_text("Progress: 0 / 2 done · up to 1 more to come")).to_be_visible()
     _settled(page)
     # The hostile answer is on screen as literal text and its script never ran.
     expect(page.get_by_text(HOSTILE)).to_be_visible()
@@ -157,7 +160,7 @@ def test_labeler_rates_three_answers_with_the_keyboard(served: Served, browser: 
     page.keyboard.type("8")  # 1st answer: type the number, Enter submits the form
     page.keyboard.press("Enter")
     expect(page.get_by_text("Saved your rating 8.")).to_be_visible()
-    expect(page.get_by_text("Progress: 1 / 3 done")).to_be_visible()
+    expect(page.get_by_text("Progress: 1 / 2 done · up to 1 more to come")).to_be_visible()
     _settled(page)
 
     expect(rating).to_have_value("")  # the next answer's field, empty
@@ -166,7 +169,7 @@ def test_labeler_rates_three_answers_with_the_keyboard(served: Served, browser: 
     page.keyboard.press("ArrowUp")
     page.keyboard.press("Enter")
     expect(page.get_by_text("Saved your rating 6.")).to_be_visible()
-    expect(page.get_by_text("Progress: 2 / 3 done")).to_be_visible()
+    expect(page.get_by_text("Progress: 2 / 3 done", exact=True)).to_be_visible()  # the next item is hers now
     _settled(page)
 
     expect(rating).to_have_value("")
@@ -176,7 +179,7 @@ def test_labeler_rates_three_answers_with_the_keyboard(served: Served, browser: 
     page.get_by_role("button", name="Submit").click()
     expect(page.get_by_text("Saved your rating 3.")).to_be_visible()
     expect(page.get_by_text("Nothing left to rate in this project.")).to_be_visible()
-    expect(page.get_by_text("Progress: 3 / 3 done")).to_be_visible()
+    expect(page.get_by_text("Progress: 3 / 3 done", exact=True)).to_be_visible()
     assert dialogs == []
     page.close()
 

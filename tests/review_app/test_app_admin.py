@@ -14,16 +14,20 @@ from streamlit.testing.v1 import AppTest
 from curate.export import read_manifest
 from review_app.state import User
 
-# ann and ben rate all six answers in import order; they agree on the order, not the exact numbers.
+# ann's and ben's ratings of the six answers in import order; they agree on the order, not the exact numbers.
 ANN = [9, 2, 8, 1, 9, 3]
 BEN = [8, 3, 7, 2, 10, 2]
 
 
 def _rate_all(review: Review, name: str, values: list[int]) -> None:
+    """Rate every answer with its value in import order, whatever order the labeler is shown them in."""
     labeler = review.labeler_id(name)
-    for value in values:
-        task = review.store.next_rating_task(labeler, PROJECT)
+    items: list[int] = []
+    while (task := review.store.next_rating_task(labeler, PROJECT)) is not None:
+        items += [task.item_id] if task.item_id not in items else []
+        value = values[2 * items.index(task.item_id) + task.answer_index - 1]
         review.store.submit_rating(labeler, task.answer_id, value, f"{name} says {value}", 4.0)
+    assert len(items) == 3
 
 
 @pytest.fixture
