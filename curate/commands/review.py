@@ -13,10 +13,12 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated, Optional
 
+import pandas as pd
 import typer
 from pydantic import ValidationError
 from rich.progress import track
 from rich.table import Table
+from rich.text import Text
 
 from curate.agreement import krippendorff_alpha, pairwise_spearman
 from curate.commands.build import print_summary
@@ -25,7 +27,7 @@ from curate.errors import CurateError, RowError
 from curate.export import read_manifest
 from curate.pipeline import BuildResult
 from curate.readers import read_rows
-from curate.store import ENV_DB, ReviewItem, ReviewStore, resolve_url
+from curate.store import DEFAULT_CLAIM_HOURS, ENV_DB, ReviewItem, ReviewStore, resolve_url
 
 review_app = typer.Typer(
     help="Labelers rate answers 1-10 in a Streamlit app; ratings become SFT, preference and reward datasets.",
@@ -73,14 +75,23 @@ def init_command(
     db: Db = None,
     overlap: Annotated[int, typer.Option(help="How many labelers rate each item (for agreement).")] = 2,
     mode: Annotated[str, typer.Option(help="rate (one answer at a time) or compare (two side by side).")] = "rate",
+    claim_hours: Annotated[
+        float,
+        typer.Option(
+            help="Hours a claimed item holds its slot; an unfinished claim then frees it for another labeler."
+        ),
+    ] = DEFAULT_CLAIM_HOURS,
 ) -> None:
     """Create the database (if needed) and a project.
 
     Example: curate review init --db sqlite:///review.db --project qa --overlap 2
     """
     store = open_store(db)
-    store.create_project(project, overlap=overlap, mode=mode)
-    console.print(f"Project [bold]{project}[/] (overlap {overlap}, {mode}) in {store.display_url}")
+    store.create_project(project, overlap=overlap, mode=mode, claim_hours=claim_hours)
+    console.print(
+        f"Project [bold]{project}[/] (overlap {overlap}, {mode}, claims expire after {claim_hours:g} h)"
+        f" in {store.display_url}"
+    )
 
 
 @review_app.command("import")
@@ -234,6 +245,45 @@ def stats_command(project: ProjectName, db: Db = None) -> None:
     flagged = store.flagged(project)
     if len(flagged):
         console.print(f"{len(flagged)} flagged answer(s); see the admin page")
+
+
+@review_app.command("flags")
+@user_errors
+def flags_command(
+    project: ProjectName,
+    db: Db = None,
+    clear: Annotated[Optional[int], typer.Option("--clear", help="Clear the flag with this id.")] = None,
+    by: Annotated[Optional[str], typer.Option("--by", help="The admin who clears it (with --clear).")] = None,
+    history: Annotated[bool, typer.Option("--all", help="Also list cleared flags, with who cleared them.")] = False,
+) -> None:
+    """List flagged answers (they stay out of every export), or clear one; a cleared flag stays in the history.
+
+    Example: curate review flags --project qa --clear 3 --by boss
+    """
+    store = open_store(db)
+    if clear is not None:
+        admin = next((lab for lab in store.labelers() if lab.name == by), None)
+        if admin is None:
+            raise CurateError("--clear needs --by NAME: the admin who clears the flag")
+        store.clear_flag(admin.id, clear)
+        console.print(f"Flag {clear} cleared by {by}: its answer counts in exports again", markup=False)
+        return
+    flags = store.flagged(project, history=history)
+    if flags.empty:
+        console.print("No flags." if history else "No open flags.")
+        return
+    table = Table("id", "labeler", "reason", "answer", title=f"project {project}")
+    if history:
+        table.add_column("cleared")
+    for row in flags.itertuples(index=False):
+        cells = [str(row.flag_id), row.labeler, row.reason, row.response[:60]]
+        if history:
+            cleared = pd.notna(row.cleared_at)
+            cells.append(
+                f"by {row.cleared_by or '(removed)'} at {row.cleared_at:%Y-%m-%d %H:%M}" if cleared else "open"
+            )
+        table.add_row(*(Text(c) for c in cells))  # people's text, shown literally (no rich markup)
+    console.print(table)
 
 
 def _fmt(value: float, digits: int = 2, signed: bool = False) -> str:

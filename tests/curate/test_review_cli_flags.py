@@ -1,0 +1,44 @@
+"""`curate review flags` lists and clears flags; `curate review init --claim-hours` sets the claim expiry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from curate.cli import app
+from curate.store import ReviewStore
+
+
+def curate(*args: str, db: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["review", *args, "--db", db], env={"COLUMNS": "200"})
+    return result.exit_code, result.output
+
+
+def test_flags_are_listed_cleared_by_an_admin_and_kept_as_history(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'review.db'}"
+    code, out = curate("init", "--project", "qa", "--claim-hours", "6", db=db)
+    assert code == 0 and "claims expire after 6 h" in out
+    store = ReviewStore(db, password_rounds=4)
+    assert store.project("qa").claim_hours == 6
+    store.import_items("qa", [{"prompt": "2 + 2?", "answers": ["4", "5"]}])
+    ann = store.authenticate("ann", store.add_labeler("ann")).id
+    store.add_labeler("boss", role="admin")
+    task = store.next_rating_task(ann, "qa")
+    store.flag(ann, task.answer_id, "[bold]odd[/bold] answer")
+    flag_id = int(store.flagged("qa").flag_id.iloc[0])
+
+    code, out = curate("flags", "--project", "qa", db=db)
+    assert code == 0 and "[bold]odd[/bold] answer" in out and "ann" in out  # rich markup shown literally
+    code, out = curate("flags", "--project", "qa", "--clear", str(flag_id), db=db)
+    assert code == 1 and "--clear needs --by NAME" in out
+    code, out = curate("flags", "--project", "qa", "--clear", str(flag_id), "--by", "ann", db=db)
+    assert code == 1 and "only an admin can clear a flag" in out and "Traceback" not in out
+    code, out = curate("flags", "--project", "qa", "--clear", str(flag_id), "--by", "boss", db=db)
+    assert code == 0 and f"Flag {flag_id} cleared by boss" in out
+    assert store.flagged("qa").empty
+    code, out = curate("flags", "--project", "qa", db=db)
+    assert code == 0 and "No open flags." in out
+    code, out = curate("flags", "--project", "qa", "--all", db=db)
+    assert code == 0 and "[bold]odd[/bold] answer" in out and "by boss at " in out
+    store.close()
