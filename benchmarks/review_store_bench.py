@@ -120,6 +120,7 @@ def main() -> None:
     calls: dict[str, Callable[[], object]] = {
         "next_rating_task": lambda: store.next_rating_task(lid, project),
         "progress": lambda: store.progress(lid, project),
+        "claimable": lambda: store.claimable(lid, project),
         "ratings_frame (own)": lambda: store.ratings_frame(project, lid),
         "ratings_frame (admin, all)": lambda: store.ratings_frame(project),
         "labeler_stats (admin)": lambda: store.labeler_stats(project),
