@@ -47,7 +47,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import bcrypt
 import pandas as pd
@@ -57,7 +57,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import Engine, and_, create_engine, delete, event, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import CursorResult, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, aliased
 
@@ -629,20 +629,21 @@ class ReviewStore:
         )
         freed = 0
         for assignment_id, item_id, labeler_id in s.execute(expired).all():
-            # Lock the item first: a concurrent releaser of the same claim waits here, then sees it released.
+            # Lock the item first (one order for all): a concurrent releaser of the same claim waits here.
             s.execute(select(Item.id).where(Item.id == item_id).with_for_update())
-            open_claim = select(Assignment.id).where(Assignment.id == assignment_id, Assignment.released_at.is_(None))
-            if s.scalar(open_claim) is None:
-                continue
             if not s.scalar(select(func.count(Answer.id)).where(Answer.item_id == item_id, ~self._done(labeler_id))):
                 self._settle(s, labeler_id, item_id)  # finished after all (e.g. a claim from before expiry)
                 continue
-            s.execute(
+            # Conditional, so it re-checks the row it waited for: a claim another releaser freed, or that its
+            # labeler finished (settled) meanwhile, is left alone and the slot count is not touched.
+            released = s.execute(
                 update(Assignment)
-                .where(Assignment.id == assignment_id)
+                .where(Assignment.id == assignment_id, Assignment.released_at.is_(None), Assignment.expires_at < now)
                 .values(released_at=now)
                 .execution_options(synchronize_session=False)
             )
+            if not cast("CursorResult[Any]", released).rowcount:
+                continue
             s.execute(
                 update(Item)
                 .where(Item.id == item_id)
