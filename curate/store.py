@@ -362,6 +362,7 @@ class ReviewStore:
 
     def set_claim_hours(self, project: str, hours: float) -> None:
         """Change how long a project's claims hold their slot; claims made from now on use it."""
+        self._require_operator("change claim hours")
         value = check_claim_hours(hours)
         with self._session(write=True) as s:
             self._project(s, project).claim_hours = value
@@ -940,13 +941,11 @@ class ReviewStore:
     def ratings_frame(
         self, project: str, labeler_id: int | None = None, history: bool = False, *, actor: int | None = None
     ) -> pd.DataFrame:
-        """Current ratings of a project, one row each; `labeler_id` limits them to that labeler's own
-        (blind rating: `actor` must be that labeler, or an admin); `history` adds superseded ratings (with `superseded_at`, `superseded_by_id`)."""
-        if actor is None or actor != labeler_id:
+        """Current ratings of a project, one row each; `labeler_id` limits them to that labeler's own (blind
+        rating: `actor` must be that labeler, or an admin); `history` adds superseded ratings (with
+        `superseded_at`, `superseded_by_id`)."""
+        if actor is None or actor != labeler_id:  # a labeler may read their own rows; anything more is an admin's
             self._require_admin(actor, "see other labelers' ratings")
-        else:
-            with self._session() as s:
-                self._labeler(s, actor)  # a labeler reads their own rows, and only while active
         with self._session() as s:
             proj = self._project(s, project)
             query = (

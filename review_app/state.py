@@ -46,8 +46,9 @@ def db_url() -> str:
 
 @st.cache_resource(show_spinner=False)
 def _store_for(url: str) -> ReviewStore:
-    # One engine (and connection pool) per server process, shared by every browser session.
-    return ReviewStore(url)
+    # One engine (and connection pool) per server process, shared by every browser session. Not the
+    # operator's store: its admin-only reads and exports need the acting admin, and it manages no accounts.
+    return ReviewStore(url, operator=False)
 
 
 def store() -> ReviewStore:

@@ -11,7 +11,7 @@ import os
 import sys
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import pandas as pd
 import typer
@@ -44,8 +44,12 @@ ProjectName = Annotated[str, typer.Option("--project", "-p", help="Project name.
 
 
 def open_store(db: str | None) -> ReviewStore:
-    """The store at --db (or the default), created and migrated to the latest schema if needed."""
-    return ReviewStore(resolve_url(db))
+    """The store at --db (or the default), created and migrated to the latest schema if needed.
+
+    The operator's store: whoever runs `curate review` holds the database URL (and could read every
+    row with sqlite3/psql), and must set it up before any admin exists; so no acting admin is asked for.
+    """
+    return ReviewStore(resolve_url(db), operator=True)
 
 
 def read_items(path: str, quiet: bool = False) -> list[dict]:
@@ -206,7 +210,7 @@ def export_command(
 
     Example: curate review export --project qa --kind preference --out out/qa-review-pairs
     """
-    rules = {
+    rules: dict[str, Any] = {
         "min_rating": min_rating,
         "min_gap": min_gap,
         "margin_scale": margin_scale,

@@ -1,0 +1,36 @@
+"""The Admin page reads through the store as the logged-in admin: an admin deactivated mid-session sees nothing."""
+
+from __future__ import annotations
+
+from review_harness import Review, button
+
+from review_app.state import store
+
+
+def test_the_app_store_is_not_the_operators(review: Review, app) -> None:
+    app("ann")
+    assert store().operator is False  # the app's admin reads need the acting admin (see curate/store.py)
+
+
+def test_admin_deactivated_while_logged_in_gets_no_figures_and_no_export(review: Review, app, tmp_path) -> None:
+    at = app("root")
+    review.store.deactivate_labeler("root")  # the operator, from the CLI
+    at.switch_page("views/admin.py").run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "only an active admin may see other labelers' ratings; 'root' is deactivated"
+    ]
+    assert not at.metric and not at.dataframe
+
+
+def test_admin_deactivated_on_the_admin_page_cannot_export(review: Review, app, tmp_path) -> None:
+    at = app("root")
+    at.switch_page("views/admin.py").run()
+    assert not at.error
+    review.store.deactivate_labeler("root")
+    at.text_input(key="export_root").input(str(tmp_path / "exports"))
+    button(at, "Export SFT set").click()
+    at.run()
+    assert not at.exception
+    assert at.error and all(e.value.endswith("'root' is deactivated") for e in at.error)
+    assert not (tmp_path / "exports").exists()
