@@ -697,9 +697,9 @@ class ReviewStore:
             return None
         answer, item = rows[0]
         with self._session() as s:
-            siblings = list(s.scalars(select(Answer.id).where(Answer.item_id == item.id)))
-        shown = shown_order(labeler_id, siblings).index(answer.id) + 1
-        return RatingTask(item.id, item.prompt, answer.id, answer.text, answer.position + 1, len(siblings), shown)
+            n_answers = s.scalar(select(func.count(Answer.id)).where(Answer.item_id == item.id)) or 0
+            shown = self._shown_position(s, labeler_id, answer)
+        return RatingTask(item.id, item.prompt, answer.id, answer.text, answer.position + 1, n_answers, shown)
 
     def next_compare_task(self, labeler_id: int, project: str) -> CompareTask | None:
         """Two answers of one prompt for this labeler, at least one not yet rated by them, in random order.
