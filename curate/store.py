@@ -555,6 +555,11 @@ class ReviewStore:
             raise LoginLocked(until, now)
         raise failed
 
+    def active_labeler(self, labeler_id: int) -> Labeler:
+        """This labeler while their account is active, else CurateError (the app re-checks its user on every page)."""
+        with self._session() as s:
+            return self._labeler(s, labeler_id)
+
     def labelers(self, *, actor: int | None = None) -> list[Labeler]:
         """Every labeler and admin, oldest first."""
         self._require_admin(actor, "list every labeler")

@@ -26,6 +26,13 @@ except CurateError as exc:
     st.stop()
 
 current = state.user()
+if current is not None:
+    # Deactivated while logged in: stopped at the next click, before any page (or its cached figures) shows.
+    try:
+        store.active_labeler(current.id)
+    except CurateError as exc:
+        st.error(str(exc))
+        st.stop()
 if current is None or current.must_change_password:
     view = "login.py" if current is None else "password.py"
     st.navigation([st.Page(VIEWS / view, title="Log in")], position="hidden").run()

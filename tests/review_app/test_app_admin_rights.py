@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from review_harness import Review, button
 
+from curate.store import AuthError
 from review_app.state import store
 
 
@@ -12,15 +14,32 @@ def test_the_app_store_is_not_the_operators(review: Review, app) -> None:
     assert store().operator is False  # the app's admin reads need the acting admin (see curate/store.py)
 
 
-def test_admin_deactivated_while_logged_in_gets_no_figures_and_no_export(review: Review, app, tmp_path) -> None:
+def test_admin_deactivated_while_logged_in_gets_no_figures(review: Review, app) -> None:
     at = app("root")
     review.store.deactivate_labeler("root")  # the operator, from the CLI
     at.switch_page("views/admin.py").run()
     assert not at.exception
-    assert [e.value for e in at.error] == [
-        "only an active admin may see other labelers' ratings; 'root' is deactivated"
-    ]
+    assert [e.value for e in at.error] == ["labeler 'root' is deactivated"]
     assert not at.metric and not at.dataframe
+
+
+def test_admin_deactivated_on_the_admin_page_loses_even_the_cached_figures(review: Review, app) -> None:
+    at = app("root")
+    at.switch_page("views/admin.py").run()
+    assert at.metric  # the figures are read and cached for 30 s
+    review.store.deactivate_labeler("root")
+    at.run()
+    assert [e.value for e in at.error] == ["labeler 'root' is deactivated"]
+    assert not at.metric and not at.dataframe
+
+
+def test_admin_reads_refuse_an_admin_deactivated_past_the_page_check(review: Review, app) -> None:
+    """The store itself refuses, even when a page has already passed the app's own check."""
+    app("root")
+    root = review.labeler_id("root")
+    review.store.deactivate_labeler("root")
+    with pytest.raises(AuthError, match="only an active admin may see the flagged items; 'root' is deactivated"):
+        store().flagged("qa", actor=root)
 
 
 def test_admin_deactivated_on_the_admin_page_cannot_export(review: Review, app, tmp_path) -> None:
