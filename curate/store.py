@@ -435,7 +435,7 @@ class ReviewStore:
         return password
 
     def reset_password(self, name: str) -> str:
-        """A new one-time password for an existing labeler."""
+        """A new one-time password for an existing labeler; it also lifts a failed-login lock on their name."""
         self._require_operator("reset passwords")
         password = secrets.token_urlsafe(12)
         with self._session(write=True) as s:
@@ -444,6 +444,7 @@ class ReviewStore:
                 raise CurateError(f"no labeler named {name!r}")
             labeler.password_hash = self._hash(password)
             labeler.password_temporary = True
+            s.execute(delete(LoginThrottle).where(LoginThrottle.name_hash == _name_key(name)))
         return password
 
     def set_password(self, labeler_id: int, password: str) -> None:
