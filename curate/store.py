@@ -875,10 +875,8 @@ class ReviewStore:
 
         The flagging labeler's queue is unchanged: flagging was their judgement of that answer.
         """
+        self._require_admin(admin_id, "clear a flag")
         with self._session(write=True) as s:
-            admin = self._labeler(s, admin_id, lock=True)
-            if admin.role != "admin":
-                raise CurateError("only an admin can clear a flag")
             flag = (
                 s.scalar(select(Flag).where(Flag.id == flag_id).with_for_update()) if isinstance(flag_id, int) else None
             )
@@ -890,7 +888,7 @@ class ReviewStore:
                 raise CurateError(
                     f"flag {flag_id} was already cleared by {who} at {flag.cleared_at:%Y-%m-%d %H:%M} UTC"
                 )
-            flag.cleared_at, flag.cleared_by_id = self.clock(), admin.id
+            flag.cleared_at, flag.cleared_by_id = self.clock(), admin_id
 
     # --- reads for the admin page and exports --------------------------------------------------
 

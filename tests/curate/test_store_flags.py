@@ -70,11 +70,11 @@ def test_only_an_admin_clears_a_flag_and_only_once(store: ReviewStore) -> None:
     task = store.next_rating_task(ann, "qa")
     store.flag(ann, task.answer_id, "unclear prompt")
     flag_id = int(store.flagged("qa").flag_id.iloc[0])
-    with pytest.raises(CurateError, match="only an admin can clear a flag"):
+    with pytest.raises(CurateError, match="only an admin may clear a flag"):
         store.clear_flag(ann, flag_id)
     with pytest.raises(CurateError, match="no flag with id 999"):
         store.clear_flag(boss, 999)
-    with pytest.raises(CurateError, match="unknown labeler id 12345"):
+    with pytest.raises(CurateError, match="no labeler with id 12345"):
         store.clear_flag(12345, flag_id)
     assert len(store.flagged("qa")) == 1  # nothing changed by the refusals
     store.clear_flag(boss, flag_id)
