@@ -17,51 +17,31 @@ first labeler's queue and their later ratings are kept like any other.
 Position bias: Rate mode shows each labeler an item's answers in an order of their own
 (`shown_order`, stable per labeler), and every rating records where its answer was shown.
 
-Blind rating: a labeler's tasks and `ratings_frame(project, labeler_id)` hold only
-their own work; only admin views (no labeler_id) see everyone's ratings.
-
-Rights: the store, not only the UI, enforces them. Reads of everyone's work (ratings,
-flags, stats, progress, labelers) and exports take the acting labeler (`actor=`) and
-refuse anyone but an active admin. `ReviewStore(url)` is the operator's store (CLI, scripts:
-whoever holds the database URL can read every row with sqlite3/psql anyway, and the CLI
-must work before any admin exists), where `actor` may be left out; the review app opens
-`ReviewStore(url, operator=False)`, where it may not, and which cannot create projects,
-import items or manage labelers at all.
-
-Login throttle: `LoginLimit.max_failures` failed logins with one name within `window`
-lock that name for `lockout` (default 5 in 15 min -> 15 min), counted in the database so
-every server process shares the count; unknown names count and lock exactly like real ones.
+The store is split by job: this module holds the engine, schema upgrades, projects, items,
+assignment and the labelers' writes; `store_accounts` labelers, passwords, login and rights;
+`store_reports` the admin reads and exports; `store_types` the value types and validators.
+Every name other code uses is importable from here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import os
 import random
-import re
-import secrets
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import Any, cast
 
-import bcrypt
-import pandas as pd
 from alembic import command
 from alembic.config import Config
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from sqlalchemy import Engine, and_, create_engine, delete, event, exists, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from pydantic import ValidationError
+from sqlalchemy import Engine, and_, create_engine, event, exists, func, select, text, update
 from sqlalchemy.engine import CursorResult, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from curate.errors import CurateError
+from curate.store_accounts import AccountsMixin, AuthError, LoginLimit, LoginLocked
 from curate.store_models import (
     Answer,
     Assignment,
@@ -69,170 +49,51 @@ from curate.store_models import (
     Flag,
     Item,
     Labeler,
-    LoginThrottle,
     Project,
     Rating,
     Skip,
     utcnow,
 )
+from curate.store_reports import ReportsMixin
+from curate.store_types import (
+    DEFAULT_CLAIM_HOURS,
+    DEFAULT_DB,
+    ENV_DB,
+    CompareTask,
+    RatingTask,
+    ReviewItem,
+    check_claim_hours,
+    check_name,
+    check_rating,
+    check_seconds,
+    resolve_url,
+    shown_order,
+)
 
-ENV_DB = "CURATRAIN_REVIEW_DB"
-DEFAULT_DB = "sqlite:///review.db"
-ROLES = ("labeler", "admin")
+__all__ = [
+    "DEFAULT_CLAIM_HOURS",
+    "DEFAULT_DB",
+    "ENV_DB",
+    "MIGRATIONS",
+    "AuthError",
+    "CompareTask",
+    "LoginLimit",
+    "LoginLocked",
+    "RatingTask",
+    "ReviewItem",
+    "ReviewStore",
+    "check_claim_hours",
+    "check_name",
+    "check_rating",
+    "resolve_url",
+    "shown_order",
+]
+
 MODES = ("rate", "compare")
 MAX_COMMENT = 5000
 MAX_REASON = 1000
-DEFAULT_CLAIM_HOURS = 24.0
-_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,100}$")  # any printable text, no control characters
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # Alembic scripts ship inside the package
 _MIGRATION_LOCK = 0x63757261  # pg_advisory_xact_lock key: one migrator at a time
-
-
-class AuthError(CurateError):
-    """Login failed: unknown labeler, deactivated account or wrong password."""
-
-
-class LoginLocked(AuthError):
-    """Too many failed logins with one name: it is locked until `until` (UTC)."""
-
-    def __init__(self, until: datetime, now: datetime) -> None:
-        minutes = max(1, math.ceil((until - now).total_seconds() / 60))
-        super().__init__(
-            f"too many failed logins with this name: try again after {until:%H:%M} UTC "
-            f"(in {minutes} minute{'s' if minutes > 1 else ''}), or ask an admin to reset your password"
-        )
-        self.until = until
-
-
-@dataclass(frozen=True)
-class LoginLimit:
-    """`max_failures` failed logins with one name within `window` lock that name for `lockout`."""
-
-    max_failures: int = 5
-    window: timedelta = timedelta(minutes=15)
-    lockout: timedelta = timedelta(minutes=15)
-
-
-@dataclass(frozen=True)
-class RatingTask:
-    """One answer to rate: its prompt and text, and where it sits among the item's answers."""
-
-    item_id: int
-    prompt: str
-    answer_id: int
-    answer: str
-    answer_index: int  # 1-based position among the item's answers, in import order
-    n_answers: int
-    shown_position: int = 1  # 1-based place in this labeler's own order of the item's answers
-
-
-@dataclass(frozen=True)
-class CompareTask:
-    """Two answers to one prompt, in the (random) order shown; `swapped`: left comes later in the item."""
-
-    item_id: int
-    prompt: str
-    left_answer_id: int
-    left_text: str
-    right_answer_id: int
-    right_text: str
-    swapped: bool
-
-
-class ReviewItem(BaseModel):
-    """One row of `curate review import`: a prompt with 1..n candidate answers and optionally their sources."""
-
-    model_config = ConfigDict(extra="forbid")
-    prompt: str = Field(min_length=1)
-    answers: list[str] = Field(min_length=1)
-    models: list[str | None] | None = None
-    source: str | None = None
-
-    @field_validator("answers", "models", mode="before")
-    @classmethod
-    def _list_from_text(cls, value: Any) -> Any:
-        # CSV cells hold lists as JSON text: ["first answer", "second answer"]
-        if isinstance(value, str) and value.lstrip().startswith("["):
-            try:
-                return json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"not a JSON list: {exc}") from None
-        return value
-
-    @model_validator(mode="after")
-    def _models_match_answers(self) -> ReviewItem:
-        if any(not a.strip() for a in self.answers):
-            raise ValueError("an answer is empty")
-        if self.models is not None and len(self.models) != len(self.answers):
-            raise ValueError(f"'models' has {len(self.models)} entries for {len(self.answers)} answers")
-        return self
-
-
-def resolve_url(url: str | None = None) -> str:
-    """The database URL: `url`, else $CURATRAIN_REVIEW_DB, else sqlite:///review.db; a bare path means SQLite."""
-    url = url or os.environ.get(ENV_DB) or DEFAULT_DB
-    if "://" not in url:
-        return f"sqlite:///{Path(url).expanduser().resolve()}"
-    if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3 is the driver we ship
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and ":memory:" not in url:
-        # Relative to the cwd of whoever resolves it, so `serve` hands Streamlit an absolute path.
-        return f"sqlite:///{Path(url[len('sqlite:///') :]).resolve()}"
-    return url
-
-
-def check_rating(value: Any) -> int:
-    """A rating as an int 1-10, or a CurateError saying what was wrong."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise CurateError(f"a rating must be a whole number from 1 to 10, got {value!r}")
-    if not 1 <= value <= 10:
-        raise CurateError(f"a rating must be from 1 (terrible) to 10 (great), got {value}")
-    return value
-
-
-def check_name(name: Any, what: str) -> str:
-    """A project or labeler name: 1-100 printable characters (any others are stored verbatim)."""
-    if not isinstance(name, str) or not _NAME.match(name) or name != name.strip():
-        raise CurateError(
-            f"{what} name must be 1-100 printable characters without leading/trailing spaces, got {name!r}"
-        )
-    return name
-
-
-def shown_order(labeler_id: int, answer_ids: Iterable[int]) -> list[int]:
-    """The order in which Rate mode shows this labeler an item's answers: by a hash of (labeler, answer).
-
-    Uniformly random across labelers (so no answer is always seen first), the same for one labeler on
-    every visit and server, and an answer imported later slots in without reshuffling the others.
-    """
-    return sorted(answer_ids, key=lambda a: hashlib.blake2b(f"{labeler_id}:{a}".encode(), digest_size=8).digest())
-
-
-def check_claim_hours(hours: Any) -> float:
-    """Hours a claim holds its slot: a finite number > 0, or a CurateError."""
-    if isinstance(hours, bool) or not isinstance(hours, int | float) or not math.isfinite(hours) or hours <= 0:
-        raise CurateError(f"claim hours must be a number > 0 (how long a claimed item waits), got {hours!r}")
-    return float(hours)
-
-
-def _seconds(value: Any) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise CurateError(f"seconds spent must be a number, got {value!r}") from None
-    if not math.isfinite(seconds) or seconds < 0:
-        raise CurateError(f"seconds spent must be a finite number >= 0, got {value!r}")
-    return seconds
-
-
-def _aware(moment: datetime) -> datetime:
-    """A stored timestamp in UTC: SQLite hands back naive datetimes, PostgreSQL aware ones."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _name_key(name: Any) -> str:
-    """The login throttle's key: SHA-256 of the name as typed (a password typed as the name is never stored)."""
-    return hashlib.sha256(str(name).encode("utf-8", "replace")).hexdigest()
 
 
 def _sqlite_pragmas(busy_timeout: float) -> Any:
@@ -257,7 +118,7 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("curate_write") else "BEGIN")
 
 
-class ReviewStore:
+class ReviewStore(AccountsMixin, ReportsMixin):
     """All reads and writes of the review app and `curate review`, over one SQLAlchemy engine."""
 
     def __init__(
@@ -337,7 +198,7 @@ class ReviewStore:
         with Session(self._writer if write else self.engine, expire_on_commit=False) as session, session.begin():
             yield session
 
-    # --- projects, items, labelers -------------------------------------------------------------
+    # --- projects and items --------------------------------------------------------------------
 
     def create_project(
         self, name: str, overlap: int = 2, mode: str = "rate", claim_hours: float = DEFAULT_CLAIM_HOURS
@@ -420,162 +281,6 @@ class ReviewStore:
                     s.add(Answer(item_id=row_item.id, position=have[answer], text=answer, model=model))
                     added += 1
         return added
-
-    def add_labeler(self, name: str, role: str = "labeler") -> str:
-        """Create a labeler (or admin); returns their one-time password (only its bcrypt hash is stored)."""
-        self._require_operator("add labelers")
-        check_name(name, "labeler")
-        if role not in ROLES:
-            raise CurateError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
-        password = secrets.token_urlsafe(12)
-        with self._session(write=True) as s:
-            if s.scalar(select(Labeler.id).where(Labeler.name == name)) is not None:
-                raise CurateError(f"labeler {name!r} already exists (give them a new password with --reset)")
-            s.add(Labeler(name=name, role=role, password_hash=self._hash(password), password_temporary=True))
-        return password
-
-    def reset_password(self, name: str) -> str:
-        """A new one-time password for an existing labeler; it also lifts a failed-login lock on their name."""
-        self._require_operator("reset passwords")
-        password = secrets.token_urlsafe(12)
-        with self._session(write=True) as s:
-            labeler = s.scalar(select(Labeler).where(Labeler.name == name))
-            if labeler is None:
-                raise CurateError(f"no labeler named {name!r}")
-            labeler.password_hash = self._hash(password)
-            labeler.password_temporary = True
-            s.execute(delete(LoginThrottle).where(LoginThrottle.name_hash == _name_key(name)))
-        return password
-
-    def set_password(self, labeler_id: int, password: str) -> None:
-        """Replace a labeler's password with one they chose (8-72 bytes)."""
-        if not isinstance(password, str) or not 8 <= len(password.encode()) <= 72:
-            raise CurateError("a password must be 8 to 72 bytes long")
-        with self._session(write=True) as s:
-            labeler = self._labeler(s, labeler_id)
-            labeler.password_hash = self._hash(password)
-            labeler.password_temporary = False
-
-    def deactivate_labeler(self, name: str) -> int:
-        """Lock a labeler out (their ratings stay); items they claimed but never touched go back to the pool.
-
-        Returns the number of items released.
-        """
-        self._require_operator("deactivate labelers")
-        with self._session(write=True) as s:
-            labeler = s.scalar(select(Labeler).where(Labeler.name == name).with_for_update())
-            if labeler is None:
-                raise CurateError(f"no labeler named {name!r}")
-            labeler.active = False
-            touched = exists().where(Answer.item_id == Assignment.item_id, self._done(labeler.id))
-            idle = list(s.scalars(select(Assignment).where(Assignment.labeler_id == labeler.id, ~touched)))
-            for assignment in idle:
-                item = s.scalar(select(Item).where(Item.id == assignment.item_id).with_for_update())
-                if item is not None and assignment.released_at is None:  # an expired claim gave its slot back already
-                    item.claims -= 1
-                s.delete(assignment)
-            return len(idle)
-
-    def _require_operator(self, what: str) -> None:
-        """Refuse `what` on the review app's store: only the operator (the CLI) sets up projects and accounts."""
-        if not self.operator:
-            raise AuthError(f"only the operator may {what}, with `curate review` on the database: not from the app")
-
-    def _require_admin(self, actor: int | None, what: str) -> None:
-        """Refuse `what` unless `actor` is an active admin; no actor means the operator (not on the app's store)."""
-        if actor is None:
-            if not self.operator:
-                raise AuthError(f"only an admin may {what}: the review app must say which admin asks (actor=)")
-            return
-        with self._session() as s:
-            labeler = s.get(Labeler, actor) if isinstance(actor, int) and not isinstance(actor, bool) else None
-        if labeler is None:
-            raise AuthError(f"only an admin may {what}: no labeler with id {actor!r}")
-        if labeler.role != "admin":
-            raise AuthError(f"only an admin may {what}; {labeler.name!r} is a labeler")
-        if not labeler.active:
-            raise AuthError(f"only an active admin may {what}; {labeler.name!r} is deactivated")
-
-    def _hash(self, password: str) -> str:
-        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=self.password_rounds)).decode()
-
-    def authenticate(self, name: str, password: str) -> Labeler:
-        """The labeler with this name and password, or AuthError (LoginLocked after too many failures).
-
-        An unknown name and a wrong password get the same message, the same bcrypt work and the
-        same failure count, so the login form does not tell which labeler names exist.
-        """
-        key = _name_key(name)
-        with self._session() as s:
-            throttle = s.get(LoginThrottle, key)
-            locked_until = _aware(throttle.locked_until) if throttle and throttle.locked_until else None
-            labeler = s.scalar(select(Labeler).where(Labeler.name == name))
-        now = self.clock()
-        if locked_until is not None and locked_until > now:
-            raise LoginLocked(locked_until, now)  # refused before bcrypt: guessing costs the server nothing
-        failed = AuthError("unknown labeler or wrong password (an admin can add you or reset your password)")
-        if labeler is None:
-            self._hash("unknown labeler")  # the same bcrypt cost as a check: timing does not tell either
-            self._login_failed(key, failed)
-        secret = password.encode() if isinstance(password, str) else b""
-        # bcrypt only reads 72 bytes (bcrypt 5 raises on more); no password we issue is that long.
-        if not secret or len(secret) > 72 or not bcrypt.checkpw(secret, labeler.password_hash.encode()):
-            self._login_failed(key, failed)
-        if throttle is not None:
-            with self._session(write=True) as s:
-                s.execute(delete(LoginThrottle).where(LoginThrottle.name_hash == key))  # success resets the count
-        if not labeler.active:
-            raise AuthError(f"labeler {name!r} is deactivated: ask an admin")
-        return labeler
-
-    def _login_failed(self, key: str, failed: AuthError) -> NoReturn:
-        """Count a failed login for this name in the database, then raise `failed` (LoginLocked when it tips over)."""
-        limit, now = self.login_limit, self.clock()
-        insert = postgresql_insert if self.dialect == "postgresql" else sqlite_insert
-        with self._session(write=True) as s:
-            # Forget names whose window and lock are over, so guessed names do not pile up.
-            s.execute(
-                delete(LoginThrottle).where(
-                    LoginThrottle.window_started_at < now - limit.window,
-                    (LoginThrottle.locked_until.is_(None)) | (LoginThrottle.locked_until < now),
-                )
-            )
-            fresh = {"name_hash": key, "failures": 0, "window_started_at": now}
-            s.execute(insert(LoginThrottle).values(**fresh).on_conflict_do_nothing())
-            row = s.scalar(select(LoginThrottle).where(LoginThrottle.name_hash == key).with_for_update())
-            assert row is not None  # inserted above unless it was there
-            if row.locked_until is not None and _aware(row.locked_until) > now:
-                raise LoginLocked(_aware(row.locked_until), now)  # another process locked it meanwhile
-            if row.locked_until is not None or _aware(row.window_started_at) <= now - limit.window:
-                row.failures, row.window_started_at, row.locked_until = 0, now, None  # a new window
-            row.failures += 1
-            until = now + limit.lockout if row.failures >= limit.max_failures else None
-            if until is not None:
-                row.failures, row.locked_until = 0, until
-        if until is not None:
-            raise LoginLocked(until, now)
-        raise failed
-
-    def active_labeler(self, labeler_id: int) -> Labeler:
-        """This labeler while their account is active, else CurateError (the app re-checks its user on every page)."""
-        with self._session() as s:
-            return self._labeler(s, labeler_id)
-
-    def labelers(self, *, actor: int | None = None) -> list[Labeler]:
-        """Every labeler and admin, oldest first."""
-        self._require_admin(actor, "list every labeler")
-        with self._session() as s:
-            return list(s.scalars(select(Labeler).order_by(Labeler.id)))
-
-    def _labeler(self, s: Session, labeler_id: int, lock: bool = False) -> Labeler:
-        query = select(Labeler).where(Labeler.id == labeler_id)
-        # Locking the labeler row serializes one labeler's own writes (two tabs) on PostgreSQL.
-        labeler = s.scalar(query.with_for_update() if lock else query)
-        if labeler is None:
-            raise CurateError(f"unknown labeler id {labeler_id!r}")
-        if not labeler.active:
-            raise CurateError(f"labeler {labeler.name!r} is deactivated")
-        return labeler
 
     # --- assignment and tasks ------------------------------------------------------------------
 
@@ -804,7 +509,7 @@ class ReviewStore:
         the labeler looked at the answer.
         """
         value = check_rating(rating)
-        spent = _seconds(seconds)
+        spent = check_seconds(seconds)
         if comment is not None and not isinstance(comment, str):
             raise CurateError(f"a comment must be text, got {type(comment).__name__}")
         if comment is not None and len(comment) > MAX_COMMENT:
@@ -825,7 +530,7 @@ class ReviewStore:
         Each rating gets half of `seconds`, so time per rating adds up to time spent.
         """
         left, right = check_rating(left_rating), check_rating(right_rating)
-        spent = _seconds(seconds)
+        spent = check_seconds(seconds)
         with self._session(write=True) as s:
             self._labeler(s, labeler_id, lock=True)
             for answer_id in (task.left_answer_id, task.right_answer_id):
@@ -889,263 +594,3 @@ class ReviewStore:
                     f"flag {flag_id} was already cleared by {who} at {flag.cleared_at:%Y-%m-%d %H:%M} UTC"
                 )
             flag.cleared_at, flag.cleared_by_id = self.clock(), admin_id
-
-    # --- reads for the admin page and exports --------------------------------------------------
-
-    def progress(self, labeler_id: int, project: str) -> tuple[int, int]:
-        """(done, assigned) answers for this labeler: done = rated, skipped or flagged; assigned = every answer
-        of the items handed to them so far. Answers they might still get are `claimable`, not assigned."""
-        with self._session() as s:
-            proj = self._project(s, project)
-            mine = exists().where(Assignment.item_id == Item.id, Assignment.labeler_id == labeler_id)
-            base = select(func.count(Answer.id)).join(Item, Answer.item_id == Item.id)
-            base = base.where(Item.project_id == proj.id, mine)
-            done = s.scalar(base.where(self._done(labeler_id))) or 0
-            assigned = s.scalar(base) or 0
-        return done, assigned
-
-    def claimable(self, labeler_id: int, project: str) -> int:
-        """Answers in items this labeler does not hold that have a free slot now (expired claims count as
-        free): the most they may still get, shared with every other labeler."""
-        with self._session() as s:
-            proj = self._project(s, project)
-            mine = exists().where(Assignment.item_id == Item.id, Assignment.labeler_id == labeler_id)
-            expired = (
-                select(func.count(Assignment.id))
-                .where(
-                    Assignment.item_id == Item.id,
-                    Assignment.released_at.is_(None),
-                    Assignment.expires_at < self.clock(),
-                )
-                .scalar_subquery()
-            )
-            query = (
-                select(func.count(Answer.id))
-                .join(Item, Answer.item_id == Item.id)
-                .where(Item.project_id == proj.id, ~mine, Item.claims - expired < proj.overlap)
-            )
-            return s.scalar(query) or 0
-
-    def progress_all(self, project: str, *, actor: int | None = None) -> dict[int, tuple[int, int]]:
-        """`progress` of every labeler at once (labeler id -> (done, assigned)), in two grouped queries."""
-        self._require_admin(actor, "see everyone's progress")
-        with self._session() as s:
-            proj = self._project(s, project)
-            held = (
-                select(Assignment.labeler_id, func.count(Answer.id))
-                .join(Answer, Answer.item_id == Assignment.item_id)
-                .where(Assignment.project_id == proj.id)
-                .group_by(Assignment.labeler_id)
-            )
-            done = dict(s.execute(held.where(self._done(Assignment.labeler_id))).tuples().all())
-            assigned = dict(s.execute(held).tuples().all())
-            ids = list(s.scalars(select(Labeler.id)))
-        return {i: (done.get(i, 0), assigned.get(i, 0)) for i in ids}
-
-    def ratings_frame(
-        self, project: str, labeler_id: int | None = None, history: bool = False, *, actor: int | None = None
-    ) -> pd.DataFrame:
-        """Current ratings of a project, one row each; `labeler_id` limits them to that labeler's own (blind
-        rating: `actor` must be that labeler, or an admin); `history` adds superseded ratings (with
-        `superseded_at`, `superseded_by_id`)."""
-        if actor is None or actor != labeler_id:  # a labeler may read their own rows; anything more is an admin's
-            self._require_admin(actor, "see other labelers' ratings")
-        with self._session() as s:
-            proj = self._project(s, project)
-            query = (
-                select(
-                    Rating.id.label("rating_id"),
-                    Item.id.label("item_id"),
-                    Answer.id.label("answer_id"),
-                    Item.prompt.label("prompt"),
-                    Answer.text.label("response"),
-                    Answer.model.label("model"),
-                    Labeler.id.label("labeler_id"),
-                    Labeler.name.label("labeler"),
-                    Rating.value.label("rating"),
-                    Rating.comment.label("comment"),
-                    Rating.seconds_spent.label("seconds"),
-                    Rating.mode.label("mode"),
-                    Rating.comparison_id.label("comparison_id"),
-                    Rating.shown_position.label("shown_position"),
-                    Rating.created_at.label("created_at"),
-                    Rating.superseded_at.label("superseded_at"),
-                    Rating.superseded_by_id.label("superseded_by_id"),
-                )
-                .join(Answer, Rating.answer_id == Answer.id)
-                .join(Item, Answer.item_id == Item.id)
-                .join(Labeler, Rating.labeler_id == Labeler.id)
-                .where(Item.project_id == proj.id)
-                .order_by(Rating.id)
-            )
-            if labeler_id is not None:
-                query = query.where(Rating.labeler_id == labeler_id)
-            if not history:
-                query = query.where(Rating.superseded_at.is_(None))
-            result = s.execute(query)
-            frame = pd.DataFrame(result.all(), columns=list(result.keys()))
-        return frame if history else frame.drop(columns=["superseded_at", "superseded_by_id"])
-
-    def flagged(self, project: str, history: bool = False, *, actor: int | None = None) -> pd.DataFrame:
-        """Open flags in a project: which answer, by whom, why, when. `history` lists cleared flags too,
-        with who cleared them and when (`cleared_by`, `cleared_at`; empty while open)."""
-        self._require_admin(actor, "see the flagged items")
-        clearer = aliased(Labeler)
-        with self._session() as s:
-            proj = self._project(s, project)
-            query = (
-                select(
-                    Flag.id.label("flag_id"),
-                    Item.id.label("item_id"),
-                    Answer.id.label("answer_id"),
-                    Item.prompt.label("prompt"),
-                    Answer.text.label("response"),
-                    Answer.model.label("model"),
-                    Labeler.name.label("labeler"),
-                    Flag.reason.label("reason"),
-                    Flag.created_at.label("created_at"),
-                    clearer.name.label("cleared_by"),
-                    Flag.cleared_at.label("cleared_at"),
-                )
-                .join(Answer, Flag.answer_id == Answer.id)
-                .join(Item, Answer.item_id == Item.id)
-                .join(Labeler, Flag.labeler_id == Labeler.id)
-                .outerjoin(clearer, Flag.cleared_by_id == clearer.id)
-                .where(Item.project_id == proj.id)
-                .order_by(Flag.id)
-            )
-            if not history:
-                query = query.where(Flag.cleared_at.is_(None))
-            result = s.execute(query)
-            frame = pd.DataFrame(result.all(), columns=list(result.keys()))
-        return frame if history else frame.drop(columns=["cleared_by", "cleared_at"])
-
-    def labeler_stats(self, project: str, *, actor: int | None = None) -> pd.DataFrame:
-        """Per labeler: done, assigned, time spent, pace, mean rating and bias (mean offset from the others).
-
-        Columns: labeler_id, labeler, role, done, assigned, ratings, seconds_total,
-        seconds_per_rating, ratings_per_hour, mean_rating, bias.
-        """
-        self._require_admin(actor, "see every labeler's stats")
-        from curate.agreement import labeler_bias
-
-        progress = self.progress_all(project, actor=actor)
-        with self._session() as s:
-            pid = self._project(s, project).id
-            result = s.execute(
-                select(
-                    Labeler.name.label("labeler"),
-                    Rating.labeler_id,
-                    Rating.answer_id,
-                    Rating.value,
-                    Rating.seconds_spent,
-                )
-                .join(Answer, Rating.answer_id == Answer.id)
-                .join(Item, Answer.item_id == Item.id)
-                .join(Labeler, Rating.labeler_id == Labeler.id)
-                .where(Item.project_id == pid, Rating.superseded_at.is_(None))
-            )
-            ratings = pd.DataFrame(result.all(), columns=["labeler", "labeler_id", "answer_id", "rating", "seconds"])
-        bias = labeler_bias(ratings).set_index("labeler") if len(ratings) else pd.DataFrame()
-        by_labeler = dict(iter(ratings.groupby("labeler_id")))
-        rows = []
-        for labeler in self.labelers(actor=actor):
-            done, assigned = progress.get(labeler.id, (0, 0))
-            own = by_labeler.get(labeler.id, ratings.iloc[:0])
-            if not done and own.empty and labeler.role == "admin":
-                continue
-            seconds = float(own.seconds.sum())
-            rows.append(
-                {
-                    "labeler_id": labeler.id,
-                    "labeler": labeler.name,
-                    "role": labeler.role,
-                    "done": done,
-                    "assigned": assigned,
-                    "ratings": len(own),
-                    "seconds_total": seconds,
-                    "seconds_per_rating": seconds / len(own) if len(own) else math.nan,
-                    "ratings_per_hour": len(own) * 3600 / seconds if seconds else math.nan,
-                    "mean_rating": float(own.rating.mean()) if len(own) else math.nan,
-                    "bias": float(bias.loc[labeler.name, "bias"]) if labeler.name in bias.index else math.nan,
-                }
-            )
-        columns = [
-            "labeler_id",
-            "labeler",
-            "role",
-            "done",
-            "assigned",
-            "ratings",
-            "seconds_total",
-            "seconds_per_rating",
-            "ratings_per_hour",
-            "mean_rating",
-            "bias",
-        ]
-        return pd.DataFrame(rows, columns=columns)
-
-    def rated_rows(self, project: str, *, actor: int | None = None) -> list[dict[str, Any]]:
-        """Current ratings as rated records (prompt, response, rating, labeler, comment?, flag?) with ids."""
-        self._require_admin(actor, "read everyone's ratings")
-        ratings = self.ratings_frame(project, actor=actor)
-        flags = (
-            self.flagged(project, actor=actor).groupby("answer_id")["reason"].agg(lambda r: "; ".join(dict.fromkeys(r)))
-        )
-        rows = []
-        for r in ratings.itertuples(index=False):
-            row: dict[str, Any] = {
-                "id": f"rating-{r.rating_id}",
-                "prompt": r.prompt,
-                "response": r.response,
-                "rating": int(r.rating),
-                "labeler": r.labeler,
-            }
-            if isinstance(r.comment, str) and r.comment:
-                row["comment"] = r.comment
-            if r.answer_id in flags.index:
-                row["flag"] = flags[r.answer_id]
-            rows.append(row)
-        return rows
-
-    def export(self, project: str, out: Path, kind: str, *, actor: int | None = None, **rules: Any) -> Path:
-        """Write an export directory (like `curate build`) of `kind` sft | preference | reward | rated.
-
-        `rules`: min_rating, min_gap, margin_scale, min_ratings (see curate.ratings), test_size,
-        seed, quiet. The split is grouped by prompt, so no prompt straddles train and test.
-        """
-        self._require_admin(actor, "export ratings")
-        from curate.ingest import Ingested
-        from curate.pipeline import build
-        from curate.recipe import recipe_from_dict
-        from curate.schema import Kind, validate_row
-
-        kinds = ("sft", "preference", "reward", "rated")
-        if kind not in kinds:
-            raise CurateError(f"unknown export kind {kind!r}: use one of {', '.join(kinds)}")
-        rating_keys = ("min_rating", "min_gap", "margin_scale", "min_ratings")
-        split_keys = ("test_size", "seed")
-        unknown = set(rules) - set(rating_keys) - set(split_keys) - {"quiet"}
-        if unknown:
-            raise CurateError(f"unknown export rule(s): {', '.join(sorted(unknown))}")
-        source = f"{self.display_url}#{project}"
-        records = [
-            validate_row(Kind.rated, dict(row), source, i)
-            for i, row in enumerate(self.rated_rows(project, actor=actor), 1)
-        ]
-        if not records:
-            raise CurateError(f"project {project!r} has no ratings yet: nothing to export")
-        recipe = recipe_from_dict(
-            {
-                "name": Path(out).name,
-                "inputs": [source],
-                "out": str(out),
-                "kind": "rated",
-                "derive": None if kind == "rated" else kind,
-                "ratings": {k: rules[k] for k in rating_keys if rules.get(k) is not None},
-                "split": {"group_by": "prompt", **{k: rules[k] for k in split_keys if rules.get(k) is not None}},
-            },
-            "export rules",
-        )
-        build(recipe, quiet=bool(rules.get("quiet", True)), ingested=Ingested(Kind.rated, records, [], len(records)))
-        return Path(out)

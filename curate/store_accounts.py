@@ -1,0 +1,246 @@
+"""Review store accounts: labelers, passwords, login and rights, as `AccountsMixin` of `ReviewStore`.
+
+Rights: the store, not only the UI, enforces them. Reads of everyone's work (ratings,
+flags, stats, progress, labelers) and exports take the acting labeler (`actor=`) and
+refuse anyone but an active admin. `ReviewStore(url)` is the operator's store (CLI, scripts:
+whoever holds the database URL can read every row with sqlite3/psql anyway, and the CLI
+must work before any admin exists), where `actor` may be left out; the review app opens
+`ReviewStore(url, operator=False)`, where it may not, and which cannot create projects,
+import items or manage labelers at all.
+
+Login throttle: `LoginLimit.max_failures` failed logins with one name within `window`
+lock that name for `lockout` (default 5 in 15 min -> 15 min), counted in the database so
+every server process shares the count; unknown names count and lock exactly like real ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import bcrypt
+from sqlalchemy import delete, exists, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from curate.errors import CurateError
+from curate.store_models import Answer, Assignment, Item, Labeler, LoginThrottle
+from curate.store_types import check_name
+
+ROLES = ("labeler", "admin")
+
+
+class AuthError(CurateError):
+    """Login failed: unknown labeler, deactivated account or wrong password."""
+
+
+class LoginLocked(AuthError):
+    """Too many failed logins with one name: it is locked until `until` (UTC)."""
+
+    def __init__(self, until: datetime, now: datetime) -> None:
+        minutes = max(1, math.ceil((until - now).total_seconds() / 60))
+        super().__init__(
+            f"too many failed logins with this name: try again after {until:%H:%M} UTC "
+            f"(in {minutes} minute{'s' if minutes > 1 else ''}), or ask an admin to reset your password"
+        )
+        self.until = until
+
+
+@dataclass(frozen=True)
+class LoginLimit:
+    """`max_failures` failed logins with one name within `window` lock that name for `lockout`."""
+
+    max_failures: int = 5
+    window: timedelta = timedelta(minutes=15)
+    lockout: timedelta = timedelta(minutes=15)
+
+
+def _aware(moment: datetime) -> datetime:
+    """A stored timestamp in UTC: SQLite hands back naive datetimes, PostgreSQL aware ones."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _name_key(name: Any) -> str:
+    """The login throttle's key: SHA-256 of the name as typed (a password typed as the name is never stored)."""
+    return hashlib.sha256(str(name).encode("utf-8", "replace")).hexdigest()
+
+
+class AccountsMixin:
+    """Labelers, passwords, `authenticate` with its failed-login lock, and the rights checks of `ReviewStore`."""
+
+    # Provided by ReviewStore (curate/store.py), which mixes this class in.
+    dialect: str
+    operator: bool
+    password_rounds: int
+    login_limit: LoginLimit
+    clock: Callable[[], datetime]
+
+    if TYPE_CHECKING:
+
+        def _session(self, write: bool = False) -> AbstractContextManager[Session]: ...
+
+        @staticmethod
+        def _done(labeler_id: Any) -> Any: ...
+
+    def add_labeler(self, name: str, role: str = "labeler") -> str:
+        """Create a labeler (or admin); returns their one-time password (only its bcrypt hash is stored)."""
+        self._require_operator("add labelers")
+        check_name(name, "labeler")
+        if role not in ROLES:
+            raise CurateError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        password = secrets.token_urlsafe(12)
+        with self._session(write=True) as s:
+            if s.scalar(select(Labeler.id).where(Labeler.name == name)) is not None:
+                raise CurateError(f"labeler {name!r} already exists (give them a new password with --reset)")
+            s.add(Labeler(name=name, role=role, password_hash=self._hash(password), password_temporary=True))
+        return password
+
+    def reset_password(self, name: str) -> str:
+        """A new one-time password for an existing labeler; it also lifts a failed-login lock on their name."""
+        self._require_operator("reset passwords")
+        password = secrets.token_urlsafe(12)
+        with self._session(write=True) as s:
+            labeler = s.scalar(select(Labeler).where(Labeler.name == name))
+            if labeler is None:
+                raise CurateError(f"no labeler named {name!r}")
+            labeler.password_hash = self._hash(password)
+            labeler.password_temporary = True
+            s.execute(delete(LoginThrottle).where(LoginThrottle.name_hash == _name_key(name)))
+        return password
+
+    def set_password(self, labeler_id: int, password: str) -> None:
+        """Replace a labeler's password with one they chose (8-72 bytes)."""
+        if not isinstance(password, str) or not 8 <= len(password.encode()) <= 72:
+            raise CurateError("a password must be 8 to 72 bytes long")
+        with self._session(write=True) as s:
+            labeler = self._labeler(s, labeler_id)
+            labeler.password_hash = self._hash(password)
+            labeler.password_temporary = False
+
+    def deactivate_labeler(self, name: str) -> int:
+        """Lock a labeler out (their ratings stay); items they claimed but never touched go back to the pool.
+
+        Returns the number of items released.
+        """
+        self._require_operator("deactivate labelers")
+        with self._session(write=True) as s:
+            labeler = s.scalar(select(Labeler).where(Labeler.name == name).with_for_update())
+            if labeler is None:
+                raise CurateError(f"no labeler named {name!r}")
+            labeler.active = False
+            touched = exists().where(Answer.item_id == Assignment.item_id, self._done(labeler.id))
+            idle = list(s.scalars(select(Assignment).where(Assignment.labeler_id == labeler.id, ~touched)))
+            for assignment in idle:
+                item = s.scalar(select(Item).where(Item.id == assignment.item_id).with_for_update())
+                if item is not None and assignment.released_at is None:  # an expired claim gave its slot back already
+                    item.claims -= 1
+                s.delete(assignment)
+            return len(idle)
+
+    def _require_operator(self, what: str) -> None:
+        """Refuse `what` on the review app's store: only the operator (the CLI) sets up projects and accounts."""
+        if not self.operator:
+            raise AuthError(f"only the operator may {what}, with `curate review` on the database: not from the app")
+
+    def _require_admin(self, actor: int | None, what: str) -> None:
+        """Refuse `what` unless `actor` is an active admin; no actor means the operator (not on the app's store)."""
+        if actor is None:
+            if not self.operator:
+                raise AuthError(f"only an admin may {what}: the review app must say which admin asks (actor=)")
+            return
+        with self._session() as s:
+            labeler = s.get(Labeler, actor) if isinstance(actor, int) and not isinstance(actor, bool) else None
+        if labeler is None:
+            raise AuthError(f"only an admin may {what}: no labeler with id {actor!r}")
+        if labeler.role != "admin":
+            raise AuthError(f"only an admin may {what}; {labeler.name!r} is a labeler")
+        if not labeler.active:
+            raise AuthError(f"only an active admin may {what}; {labeler.name!r} is deactivated")
+
+    def _hash(self, password: str) -> str:
+        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=self.password_rounds)).decode()
+
+    def authenticate(self, name: str, password: str) -> Labeler:
+        """The labeler with this name and password, or AuthError (LoginLocked after too many failures).
+
+        An unknown name and a wrong password get the same message, the same bcrypt work and the
+        same failure count, so the login form does not tell which labeler names exist.
+        """
+        key = _name_key(name)
+        with self._session() as s:
+            throttle = s.get(LoginThrottle, key)
+            locked_until = _aware(throttle.locked_until) if throttle and throttle.locked_until else None
+            labeler = s.scalar(select(Labeler).where(Labeler.name == name))
+        now = self.clock()
+        if locked_until is not None and locked_until > now:
+            raise LoginLocked(locked_until, now)  # refused before bcrypt: guessing costs the server nothing
+        failed = AuthError("unknown labeler or wrong password (an admin can add you or reset your password)")
+        if labeler is None:
+            self._hash("unknown labeler")  # the same bcrypt cost as a check: timing does not tell either
+            self._login_failed(key, failed)
+        secret = password.encode() if isinstance(password, str) else b""
+        # bcrypt only reads 72 bytes (bcrypt 5 raises on more); no password we issue is that long.
+        if not secret or len(secret) > 72 or not bcrypt.checkpw(secret, labeler.password_hash.encode()):
+            self._login_failed(key, failed)
+        if throttle is not None:
+            with self._session(write=True) as s:
+                s.execute(delete(LoginThrottle).where(LoginThrottle.name_hash == key))  # success resets the count
+        if not labeler.active:
+            raise AuthError(f"labeler {name!r} is deactivated: ask an admin")
+        return labeler
+
+    def _login_failed(self, key: str, failed: AuthError) -> NoReturn:
+        """Count a failed login for this name in the database, then raise `failed` (LoginLocked when it tips over)."""
+        limit, now = self.login_limit, self.clock()
+        insert = postgresql_insert if self.dialect == "postgresql" else sqlite_insert
+        with self._session(write=True) as s:
+            # Forget names whose window and lock are over, so guessed names do not pile up.
+            s.execute(
+                delete(LoginThrottle).where(
+                    LoginThrottle.window_started_at < now - limit.window,
+                    (LoginThrottle.locked_until.is_(None)) | (LoginThrottle.locked_until < now),
+                )
+            )
+            fresh = {"name_hash": key, "failures": 0, "window_started_at": now}
+            s.execute(insert(LoginThrottle).values(**fresh).on_conflict_do_nothing())
+            row = s.scalar(select(LoginThrottle).where(LoginThrottle.name_hash == key).with_for_update())
+            assert row is not None  # inserted above unless it was there
+            if row.locked_until is not None and _aware(row.locked_until) > now:
+                raise LoginLocked(_aware(row.locked_until), now)  # another process locked it meanwhile
+            if row.locked_until is not None or _aware(row.window_started_at) <= now - limit.window:
+                row.failures, row.window_started_at, row.locked_until = 0, now, None  # a new window
+            row.failures += 1
+            until = now + limit.lockout if row.failures >= limit.max_failures else None
+            if until is not None:
+                row.failures, row.locked_until = 0, until
+        if until is not None:
+            raise LoginLocked(until, now)
+        raise failed
+
+    def active_labeler(self, labeler_id: int) -> Labeler:
+        """This labeler while their account is active, else CurateError (the app re-checks its user on every page)."""
+        with self._session() as s:
+            return self._labeler(s, labeler_id)
+
+    def labelers(self, *, actor: int | None = None) -> list[Labeler]:
+        """Every labeler and admin, oldest first."""
+        self._require_admin(actor, "list every labeler")
+        with self._session() as s:
+            return list(s.scalars(select(Labeler).order_by(Labeler.id)))
+
+    def _labeler(self, s: Session, labeler_id: int, lock: bool = False) -> Labeler:
+        query = select(Labeler).where(Labeler.id == labeler_id)
+        # Locking the labeler row serializes one labeler's own writes (two tabs) on PostgreSQL.
+        labeler = s.scalar(query.with_for_update() if lock else query)
+        if labeler is None:
+            raise CurateError(f"unknown labeler id {labeler_id!r}")
+        if not labeler.active:
+            raise CurateError(f"labeler {labeler.name!r} is deactivated")
+        return labeler

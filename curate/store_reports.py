@@ -1,0 +1,300 @@
+"""Review store reads for the admin page and exports, as `ReportsMixin` of `ReviewStore`.
+
+Blind rating: a labeler's tasks and `ratings_frame(project, labeler_id)` hold only
+their own work; only admin views (no labeler_id) see everyone's ratings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session, aliased
+
+from curate.errors import CurateError
+from curate.store_models import Answer, Assignment, Flag, Item, Labeler, Project, Rating
+
+
+class ReportsMixin:
+    """Progress, ratings, flags, labeler stats and exports of `ReviewStore`; everyone's work only for admins."""
+
+    # Provided by ReviewStore (curate/store.py) and AccountsMixin (curate/store_accounts.py).
+    display_url: str
+    clock: Callable[[], datetime]
+
+    if TYPE_CHECKING:
+
+        def _session(self, write: bool = False) -> AbstractContextManager[Session]: ...
+
+        def _project(self, s: Session, name: str) -> Project: ...
+
+        @staticmethod
+        def _done(labeler_id: Any) -> Any: ...
+
+        def _require_admin(self, actor: int | None, what: str) -> None: ...
+
+        def labelers(self, *, actor: int | None = None) -> list[Labeler]: ...
+
+    def progress(self, labeler_id: int, project: str) -> tuple[int, int]:
+        """(done, assigned) answers for this labeler: done = rated, skipped or flagged; assigned = every answer
+        of the items handed to them so far. Answers they might still get are `claimable`, not assigned."""
+        with self._session() as s:
+            proj = self._project(s, project)
+            mine = exists().where(Assignment.item_id == Item.id, Assignment.labeler_id == labeler_id)
+            base = select(func.count(Answer.id)).join(Item, Answer.item_id == Item.id)
+            base = base.where(Item.project_id == proj.id, mine)
+            done = s.scalar(base.where(self._done(labeler_id))) or 0
+            assigned = s.scalar(base) or 0
+        return done, assigned
+
+    def claimable(self, labeler_id: int, project: str) -> int:
+        """Answers in items this labeler does not hold that have a free slot now (expired claims count as
+        free): the most they may still get, shared with every other labeler."""
+        with self._session() as s:
+            proj = self._project(s, project)
+            mine = exists().where(Assignment.item_id == Item.id, Assignment.labeler_id == labeler_id)
+            expired = (
+                select(func.count(Assignment.id))
+                .where(
+                    Assignment.item_id == Item.id,
+                    Assignment.released_at.is_(None),
+                    Assignment.expires_at < self.clock(),
+                )
+                .scalar_subquery()
+            )
+            query = (
+                select(func.count(Answer.id))
+                .join(Item, Answer.item_id == Item.id)
+                .where(Item.project_id == proj.id, ~mine, Item.claims - expired < proj.overlap)
+            )
+            return s.scalar(query) or 0
+
+    def progress_all(self, project: str, *, actor: int | None = None) -> dict[int, tuple[int, int]]:
+        """`progress` of every labeler at once (labeler id -> (done, assigned)), in two grouped queries."""
+        self._require_admin(actor, "see everyone's progress")
+        with self._session() as s:
+            proj = self._project(s, project)
+            held = (
+                select(Assignment.labeler_id, func.count(Answer.id))
+                .join(Answer, Answer.item_id == Assignment.item_id)
+                .where(Assignment.project_id == proj.id)
+                .group_by(Assignment.labeler_id)
+            )
+            done = dict(s.execute(held.where(self._done(Assignment.labeler_id))).tuples().all())
+            assigned = dict(s.execute(held).tuples().all())
+            ids = list(s.scalars(select(Labeler.id)))
+        return {i: (done.get(i, 0), assigned.get(i, 0)) for i in ids}
+
+    def ratings_frame(
+        self, project: str, labeler_id: int | None = None, history: bool = False, *, actor: int | None = None
+    ) -> pd.DataFrame:
+        """Current ratings of a project, one row each; `labeler_id` limits them to that labeler's own (blind
+        rating: `actor` must be that labeler, or an admin); `history` adds superseded ratings (with
+        `superseded_at`, `superseded_by_id`)."""
+        if actor is None or actor != labeler_id:  # a labeler may read their own rows; anything more is an admin's
+            self._require_admin(actor, "see other labelers' ratings")
+        with self._session() as s:
+            proj = self._project(s, project)
+            query = (
+                select(
+                    Rating.id.label("rating_id"),
+                    Item.id.label("item_id"),
+                    Answer.id.label("answer_id"),
+                    Item.prompt.label("prompt"),
+                    Answer.text.label("response"),
+                    Answer.model.label("model"),
+                    Labeler.id.label("labeler_id"),
+                    Labeler.name.label("labeler"),
+                    Rating.value.label("rating"),
+                    Rating.comment.label("comment"),
+                    Rating.seconds_spent.label("seconds"),
+                    Rating.mode.label("mode"),
+                    Rating.comparison_id.label("comparison_id"),
+                    Rating.shown_position.label("shown_position"),
+                    Rating.created_at.label("created_at"),
+                    Rating.superseded_at.label("superseded_at"),
+                    Rating.superseded_by_id.label("superseded_by_id"),
+                )
+                .join(Answer, Rating.answer_id == Answer.id)
+                .join(Item, Answer.item_id == Item.id)
+                .join(Labeler, Rating.labeler_id == Labeler.id)
+                .where(Item.project_id == proj.id)
+                .order_by(Rating.id)
+            )
+            if labeler_id is not None:
+                query = query.where(Rating.labeler_id == labeler_id)
+            if not history:
+                query = query.where(Rating.superseded_at.is_(None))
+            result = s.execute(query)
+            frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+        return frame if history else frame.drop(columns=["superseded_at", "superseded_by_id"])
+
+    def flagged(self, project: str, history: bool = False, *, actor: int | None = None) -> pd.DataFrame:
+        """Open flags in a project: which answer, by whom, why, when. `history` lists cleared flags too,
+        with who cleared them and when (`cleared_by`, `cleared_at`; empty while open)."""
+        self._require_admin(actor, "see the flagged items")
+        clearer = aliased(Labeler)
+        with self._session() as s:
+            proj = self._project(s, project)
+            query = (
+                select(
+                    Flag.id.label("flag_id"),
+                    Item.id.label("item_id"),
+                    Answer.id.label("answer_id"),
+                    Item.prompt.label("prompt"),
+                    Answer.text.label("response"),
+                    Answer.model.label("model"),
+                    Labeler.name.label("labeler"),
+                    Flag.reason.label("reason"),
+                    Flag.created_at.label("created_at"),
+                    clearer.name.label("cleared_by"),
+                    Flag.cleared_at.label("cleared_at"),
+                )
+                .join(Answer, Flag.answer_id == Answer.id)
+                .join(Item, Answer.item_id == Item.id)
+                .join(Labeler, Flag.labeler_id == Labeler.id)
+                .outerjoin(clearer, Flag.cleared_by_id == clearer.id)
+                .where(Item.project_id == proj.id)
+                .order_by(Flag.id)
+            )
+            if not history:
+                query = query.where(Flag.cleared_at.is_(None))
+            result = s.execute(query)
+            frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+        return frame if history else frame.drop(columns=["cleared_by", "cleared_at"])
+
+    def labeler_stats(self, project: str, *, actor: int | None = None) -> pd.DataFrame:
+        """Per labeler: done, assigned, time spent, pace, mean rating and bias (mean offset from the others).
+
+        Columns: labeler_id, labeler, role, done, assigned, ratings, seconds_total,
+        seconds_per_rating, ratings_per_hour, mean_rating, bias.
+        """
+        self._require_admin(actor, "see every labeler's stats")
+        from curate.agreement import labeler_bias
+
+        progress = self.progress_all(project, actor=actor)
+        with self._session() as s:
+            pid = self._project(s, project).id
+            result = s.execute(
+                select(
+                    Labeler.name.label("labeler"),
+                    Rating.labeler_id,
+                    Rating.answer_id,
+                    Rating.value,
+                    Rating.seconds_spent,
+                )
+                .join(Answer, Rating.answer_id == Answer.id)
+                .join(Item, Answer.item_id == Item.id)
+                .join(Labeler, Rating.labeler_id == Labeler.id)
+                .where(Item.project_id == pid, Rating.superseded_at.is_(None))
+            )
+            ratings = pd.DataFrame(result.all(), columns=["labeler", "labeler_id", "answer_id", "rating", "seconds"])
+        bias = labeler_bias(ratings).set_index("labeler") if len(ratings) else pd.DataFrame()
+        by_labeler = dict(iter(ratings.groupby("labeler_id")))
+        rows = []
+        for labeler in self.labelers(actor=actor):
+            done, assigned = progress.get(labeler.id, (0, 0))
+            own = by_labeler.get(labeler.id, ratings.iloc[:0])
+            if not done and own.empty and labeler.role == "admin":
+                continue
+            seconds = float(own.seconds.sum())
+            rows.append(
+                {
+                    "labeler_id": labeler.id,
+                    "labeler": labeler.name,
+                    "role": labeler.role,
+                    "done": done,
+                    "assigned": assigned,
+                    "ratings": len(own),
+                    "seconds_total": seconds,
+                    "seconds_per_rating": seconds / len(own) if len(own) else math.nan,
+                    "ratings_per_hour": len(own) * 3600 / seconds if seconds else math.nan,
+                    "mean_rating": float(own.rating.mean()) if len(own) else math.nan,
+                    "bias": float(bias.loc[labeler.name, "bias"]) if labeler.name in bias.index else math.nan,
+                }
+            )
+        columns = [
+            "labeler_id",
+            "labeler",
+            "role",
+            "done",
+            "assigned",
+            "ratings",
+            "seconds_total",
+            "seconds_per_rating",
+            "ratings_per_hour",
+            "mean_rating",
+            "bias",
+        ]
+        return pd.DataFrame(rows, columns=columns)
+
+    def rated_rows(self, project: str, *, actor: int | None = None) -> list[dict[str, Any]]:
+        """Current ratings as rated records (prompt, response, rating, labeler, comment?, flag?) with ids."""
+        self._require_admin(actor, "read everyone's ratings")
+        ratings = self.ratings_frame(project, actor=actor)
+        flags = (
+            self.flagged(project, actor=actor).groupby("answer_id")["reason"].agg(lambda r: "; ".join(dict.fromkeys(r)))
+        )
+        rows = []
+        for r in ratings.itertuples(index=False):
+            row: dict[str, Any] = {
+                "id": f"rating-{r.rating_id}",
+                "prompt": r.prompt,
+                "response": r.response,
+                "rating": int(r.rating),
+                "labeler": r.labeler,
+            }
+            if isinstance(r.comment, str) and r.comment:
+                row["comment"] = r.comment
+            if r.answer_id in flags.index:
+                row["flag"] = flags[r.answer_id]
+            rows.append(row)
+        return rows
+
+    def export(self, project: str, out: Path, kind: str, *, actor: int | None = None, **rules: Any) -> Path:
+        """Write an export directory (like `curate build`) of `kind` sft | preference | reward | rated.
+
+        `rules`: min_rating, min_gap, margin_scale, min_ratings (see curate.ratings), test_size,
+        seed, quiet. The split is grouped by prompt, so no prompt straddles train and test.
+        """
+        self._require_admin(actor, "export ratings")
+        from curate.ingest import Ingested
+        from curate.pipeline import build
+        from curate.recipe import recipe_from_dict
+        from curate.schema import Kind, validate_row
+
+        kinds = ("sft", "preference", "reward", "rated")
+        if kind not in kinds:
+            raise CurateError(f"unknown export kind {kind!r}: use one of {', '.join(kinds)}")
+        rating_keys = ("min_rating", "min_gap", "margin_scale", "min_ratings")
+        split_keys = ("test_size", "seed")
+        unknown = set(rules) - set(rating_keys) - set(split_keys) - {"quiet"}
+        if unknown:
+            raise CurateError(f"unknown export rule(s): {', '.join(sorted(unknown))}")
+        source = f"{self.display_url}#{project}"
+        records = [
+            validate_row(Kind.rated, dict(row), source, i)
+            for i, row in enumerate(self.rated_rows(project, actor=actor), 1)
+        ]
+        if not records:
+            raise CurateError(f"project {project!r} has no ratings yet: nothing to export")
+        recipe = recipe_from_dict(
+            {
+                "name": Path(out).name,
+                "inputs": [source],
+                "out": str(out),
+                "kind": "rated",
+                "derive": None if kind == "rated" else kind,
+                "ratings": {k: rules[k] for k in rating_keys if rules.get(k) is not None},
+                "split": {"group_by": "prompt", **{k: rules[k] for k in split_keys if rules.get(k) is not None}},
+            },
+            "export rules",
+        )
+        build(recipe, quiet=bool(rules.get("quiet", True)), ingested=Ingested(Kind.rated, records, [], len(records)))
+        return Path(out)

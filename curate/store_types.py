@@ -1,0 +1,135 @@
+"""Value types and validators of the review store: tasks, imported items, names, ratings, database URLs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from curate.errors import CurateError
+
+ENV_DB = "CURATRAIN_REVIEW_DB"
+DEFAULT_DB = "sqlite:///review.db"
+DEFAULT_CLAIM_HOURS = 24.0
+_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,100}$")  # any printable text, no control characters
+
+
+@dataclass(frozen=True)
+class RatingTask:
+    """One answer to rate: its prompt and text, and where it sits among the item's answers."""
+
+    item_id: int
+    prompt: str
+    answer_id: int
+    answer: str
+    answer_index: int  # 1-based position among the item's answers, in import order
+    n_answers: int
+    shown_position: int = 1  # 1-based place in this labeler's own order of the item's answers
+
+
+@dataclass(frozen=True)
+class CompareTask:
+    """Two answers to one prompt, in the (random) order shown; `swapped`: left comes later in the item."""
+
+    item_id: int
+    prompt: str
+    left_answer_id: int
+    left_text: str
+    right_answer_id: int
+    right_text: str
+    swapped: bool
+
+
+class ReviewItem(BaseModel):
+    """One row of `curate review import`: a prompt with 1..n candidate answers and optionally their sources."""
+
+    model_config = ConfigDict(extra="forbid")
+    prompt: str = Field(min_length=1)
+    answers: list[str] = Field(min_length=1)
+    models: list[str | None] | None = None
+    source: str | None = None
+
+    @field_validator("answers", "models", mode="before")
+    @classmethod
+    def _list_from_text(cls, value: Any) -> Any:
+        # CSV cells hold lists as JSON text: ["first answer", "second answer"]
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a JSON list: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _models_match_answers(self) -> ReviewItem:
+        if any(not a.strip() for a in self.answers):
+            raise ValueError("an answer is empty")
+        if self.models is not None and len(self.models) != len(self.answers):
+            raise ValueError(f"'models' has {len(self.models)} entries for {len(self.answers)} answers")
+        return self
+
+
+def resolve_url(url: str | None = None) -> str:
+    """The database URL: `url`, else $CURATRAIN_REVIEW_DB, else sqlite:///review.db; a bare path means SQLite."""
+    url = url or os.environ.get(ENV_DB) or DEFAULT_DB
+    if "://" not in url:
+        return f"sqlite:///{Path(url).expanduser().resolve()}"
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3 is the driver we ship
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and ":memory:" not in url:
+        # Relative to the cwd of whoever resolves it, so `serve` hands Streamlit an absolute path.
+        return f"sqlite:///{Path(url[len('sqlite:///') :]).resolve()}"
+    return url
+
+
+def check_rating(value: Any) -> int:
+    """A rating as an int 1-10, or a CurateError saying what was wrong."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CurateError(f"a rating must be a whole number from 1 to 10, got {value!r}")
+    if not 1 <= value <= 10:
+        raise CurateError(f"a rating must be from 1 (terrible) to 10 (great), got {value}")
+    return value
+
+
+def check_name(name: Any, what: str) -> str:
+    """A project or labeler name: 1-100 printable characters (any others are stored verbatim)."""
+    if not isinstance(name, str) or not _NAME.match(name) or name != name.strip():
+        raise CurateError(
+            f"{what} name must be 1-100 printable characters without leading/trailing spaces, got {name!r}"
+        )
+    return name
+
+
+def shown_order(labeler_id: int, answer_ids: Iterable[int]) -> list[int]:
+    """The order in which Rate mode shows this labeler an item's answers: by a hash of (labeler, answer).
+
+    Uniformly random across labelers (so no answer is always seen first), the same for one labeler on
+    every visit and server, and an answer imported later slots in without reshuffling the others.
+    """
+    return sorted(answer_ids, key=lambda a: hashlib.blake2b(f"{labeler_id}:{a}".encode(), digest_size=8).digest())
+
+
+def check_claim_hours(hours: Any) -> float:
+    """Hours a claim holds its slot: a finite number > 0, or a CurateError."""
+    if isinstance(hours, bool) or not isinstance(hours, int | float) or not math.isfinite(hours) or hours <= 0:
+        raise CurateError(f"claim hours must be a number > 0 (how long a claimed item waits), got {hours!r}")
+    return float(hours)
+
+
+def check_seconds(value: Any) -> float:
+    """Seconds spent on a task: a finite number >= 0, or a CurateError."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise CurateError(f"seconds spent must be a number, got {value!r}") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise CurateError(f"seconds spent must be a finite number >= 0, got {value!r}")
+    return seconds
