@@ -238,8 +238,10 @@ class ReviewStore(AccountsMixin, ReportsMixin):
         with self._session() as s:
             return self._project(s, name)
 
-    def _project(self, s: Session, name: str) -> Project:
-        project = s.scalar(select(Project).where(Project.name == name))
+    def _project(self, s: Session, name: str, lock: bool = False) -> Project:
+        """The project row; `lock` holds it (FOR UPDATE on PostgreSQL; SQLite's writes already run one at a time)."""
+        query = select(Project).where(Project.name == name)
+        project = s.scalar(query.with_for_update() if lock else query)
         if project is None:
             raise CurateError(f"no project named {name!r}: create it with `curate review init --project NAME`")
         return project
@@ -261,7 +263,7 @@ class ReviewStore(AccountsMixin, ReportsMixin):
                 raise CurateError(f"item {n}: field '{loc}': {first['msg']}") from None
         added = 0
         with self._session(write=True) as s:
-            pid = self._project(s, project).id
+            pid = self._project(s, project, lock=True).id  # imports of one project run one at a time
             existing = {i.prompt: i for i in s.scalars(select(Item).where(Item.project_id == pid))}
             for item in items:
                 row_item = existing.get(item.prompt)

@@ -38,7 +38,7 @@ ROLES = ("labeler", "admin")
 
 
 class AuthError(CurateError):
-    """Login failed: unknown labeler, deactivated account or wrong password."""
+    """Refused: a failed login (unknown labeler, deactivated account, wrong password) or missing rights."""
 
 
 class LoginLocked(AuthError):

@@ -1,0 +1,41 @@
+"""Imports running at once (two operators, or a retried job) never create the same item twice."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import func, select
+
+from curate.store import ReviewStore
+from curate.store_models import Answer, Item
+
+ITEMS = [{"prompt": f"question {i}?", "answers": [f"answer {i}a", f"answer {i}b"]} for i in range(40)]
+
+
+def test_simultaneous_imports_of_one_file_add_each_item_once(db_url: str) -> None:
+    setup = ReviewStore(db_url, password_rounds=4)
+    setup.create_project("qa", overlap=2)
+    stores = [ReviewStore(db_url, password_rounds=4) for _ in range(4)]  # one engine per importing process
+    start = threading.Barrier(len(stores))
+    added: list[int] = []
+    errors: list[BaseException] = []
+
+    def work(store: ReviewStore) -> None:
+        try:
+            start.wait()
+            added.append(store.import_items("qa", ITEMS))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[:3]
+    assert sorted(added) == [0, 0, 0, 80]  # one import added everything, the others found it there
+    with setup._session() as s:
+        assert s.scalar(select(func.count(Item.id))) == 40
+        assert s.scalar(select(func.count(Answer.id))) == 80
+    for store in [setup, *stores]:
+        store.close()
