@@ -16,6 +16,7 @@ from typing import Annotated, Any, Optional
 import pandas as pd
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 from rich.progress import track
 from rich.table import Table
 from rich.text import Text
@@ -95,6 +96,29 @@ def init_command(
     console.print(
         f"Project [bold]{project}[/] (overlap {overlap}, {mode}, claims expire after {claim_hours:g} h)"
         f" in {store.display_url}"
+    )
+
+
+@review_app.command("project")
+@user_errors
+def project_command(
+    project: ProjectName,
+    db: Db = None,
+    claim_hours: Annotated[
+        Optional[float], typer.Option(help="Change how long a claimed item holds its slot (claims from now on).")
+    ] = None,
+) -> None:
+    """Show a project's settings; change its claim expiry with --claim-hours.
+
+    Example: curate review project --project qa --claim-hours 8
+    """
+    store = open_store(db)
+    if claim_hours is not None:
+        store.set_claim_hours(project, claim_hours)
+    settings = store.project(project)
+    console.print(
+        f"Project [bold]{escape(project)}[/]: overlap {settings.overlap}, {settings.mode}, "
+        f"claims expire after {settings.claim_hours:g} h"
     )
 
 

@@ -42,3 +42,19 @@ def test_flags_are_listed_cleared_by_an_admin_and_kept_as_history(tmp_path: Path
     code, out = curate("flags", "--project", "qa", "--all", db=db)
     assert code == 0 and "[bold]odd[/bold] answer" in out and "by boss at " in out
     store.close()
+
+
+def test_project_shows_settings_and_changes_claim_hours(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'review.db'}"
+    assert curate("init", "--project", "qa", "--overlap", "3", db=db)[0] == 0
+    code, out = curate("project", "--project", "qa", db=db)
+    assert code == 0 and "overlap 3, rate, claims expire after 24 h" in out
+    code, out = curate("project", "--project", "qa", "--claim-hours", "8", db=db)
+    assert code == 0 and "claims expire after 8 h" in out
+    store = ReviewStore(db, password_rounds=4)
+    assert store.project("qa").claim_hours == 8
+    store.close()
+    code, out = curate("project", "--project", "qa", "--claim-hours", "0", db=db)
+    assert code == 1 and "Traceback" not in out and "claim" in out
+    code, out = curate("project", "--project", "nope", db=db)
+    assert code == 1 and "no project named 'nope'" in out
