@@ -53,9 +53,10 @@ class ReportsMixin:
             assigned = s.scalar(base) or 0
         return done, assigned
 
-    def claimable(self, labeler_id: int, project: str) -> int:
+    def claimable(self, labeler_id: int, project: str, min_answers: int = 1) -> int:
         """Answers in items this labeler does not hold that have a free slot now (expired claims count as
-        free): the most they may still get, shared with every other labeler."""
+        free): the most they may still get, shared with every other labeler. Compare mode passes
+        `min_answers=2`: it never hands out an item with a single answer."""
         with self._session() as s:
             proj = self._project(s, project)
             mine = exists().where(Assignment.item_id == Item.id, Assignment.labeler_id == labeler_id)
@@ -73,6 +74,9 @@ class ReportsMixin:
                 .join(Item, Answer.item_id == Item.id)
                 .where(Item.project_id == proj.id, ~mine, Item.claims - expired < proj.overlap)
             )
+            if min_answers > 1:
+                enough = select(Answer.item_id).group_by(Answer.item_id).having(func.count(Answer.id) >= min_answers)
+                query = query.where(Item.id.in_(enough))
             return s.scalar(query) or 0
 
     def progress_all(self, project: str, *, actor: int | None = None) -> dict[int, tuple[int, int]]:

@@ -22,7 +22,7 @@ if task is None or st.session_state.get("compare_task_project") != project:
     state.start_clock("compare")
 
 st.title("Compare")
-progress_bar(*store.progress(user.id, project), store.claimable(user.id, project))
+progress_bar(*store.progress(user.id, project), store.claimable(user.id, project, min_answers=2))
 if notice := st.session_state.pop("compare_notice", None):
     st.success(notice)
 if task is None:

@@ -402,3 +402,15 @@ def test_twenty_labelers_rate_at_once_on_sqlite(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_twenty_labelers_rate_at_once_on_postgresql(postgres_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     run_concurrently(postgres_server.create_database(), 20, 50, tmp_path)
+
+
+def test_compare_mode_counts_only_items_it_can_hand_out(db_url: str) -> None:
+    store = ReviewStore(db_url, password_rounds=4)
+    store.create_project("mixed", overlap=1)
+    store.import_items("mixed", [{"prompt": "one?", "answers": ["a"]}, {"prompt": "two?", "answers": ["b", "c"]}])
+    ann = labeler(store, "ann")
+    assert store.claimable(ann, "mixed") == 3  # Rate mode may hand out all three answers
+    assert store.claimable(ann, "mixed", min_answers=2) == 2  # Compare never shows a single-answer item
+    task = store.next_compare_task(ann, "mixed")
+    assert task is not None and store.claimable(ann, "mixed", min_answers=2) == 0
+    store.close()
