@@ -57,9 +57,28 @@ def file_sha256(path: Path) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def atomic_directory(target: Path, fill: Callable[[Path], None]) -> None:
-    """Call `fill(tmp)` on a fresh temp dir beside `target`, then swap it into place."""
+def check_replaceable(target: Path, marker: str) -> None:
+    """Refuse a `target` that holds something other than our own earlier output (recognised by `marker`).
+
+    Replacing a directory deletes it, so only an empty one or one with `marker` (manifest.json, run_card.json,
+    ...) may be replaced: `--out data/` must never wipe a user's data.
+    """
+    if target.is_dir() and any(target.iterdir()) and not (target / marker).is_file():
+        raise CurateError(
+            f"{target} exists and is not an earlier output of this command (no {marker}): refusing to replace it; "
+            "choose a new directory or remove it yourself"
+        )
+    if target.exists() and not target.is_dir():
+        raise CurateError(f"{target} exists and is a file, not a directory")
+
+
+def atomic_directory(target: Path, fill: Callable[[Path], None], marker: str) -> None:
+    """Call `fill(tmp)` on a fresh temp dir beside `target`, then swap it into place.
+
+    An existing `target` is replaced only if it is empty or holds `marker` (see `check_replaceable`).
+    """
     target = target.resolve()
+    check_replaceable(target, marker)
     target.parent.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex[:8]
     tmp = target.parent / f".{target.name}.tmp-{tag}"
@@ -111,7 +130,7 @@ def write_export(
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (tmp / "README.md").write_text(card(manifest), encoding="utf-8")
 
-    atomic_directory(out, fill)
+    atomic_directory(out, fill, marker="manifest.json")
     return manifest
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from curate.card import render_card
 from curate.errors import CurateError
-from curate.export import SPLITS, write_export
+from curate.export import SPLITS, check_replaceable, write_export
 from curate.ingest import Ingested, ingest, source_hashes
 from curate.ratings import RatingRules
 from curate.recipe import BuildRecipe
@@ -101,6 +101,7 @@ def build(recipe: BuildRecipe, quiet: bool = False, ingested: Ingested | None = 
     """
     if not recipe.out:
         raise CurateError("no output directory: pass --out DIR (or set `out:` in the recipe)")
+    check_replaceable(Path(recipe.out).resolve(), "manifest.json")  # before the work, not after it
     with BuildContext(quiet=quiet) as ctx:
         if ingested is None:
             ingested = ingest(recipe.inputs, recipe.kind, recipe.map, recipe.ignore, recipe.skip_invalid, ctx)

@@ -14,7 +14,7 @@ import typer
 
 from curate.console import console, user_errors
 from curate.errors import CurateError
-from curate.export import atomic_directory
+from curate.export import atomic_directory, check_replaceable
 from train.card import CARD, now, read_run_card
 from train.model import DTYPES, model_path
 
@@ -25,6 +25,7 @@ def merge_run(run_dir: Path, out: Path, dtype: str = "fp16") -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     card = read_run_card(run_dir)
+    check_replaceable(out.resolve(), CARD)  # before loading the models, not after
     if not (run_dir / "adapter_config.json").is_file():
         raise CurateError(
             f"{run_dir}: no LoRA adapter to merge (adapter_config.json); a full fine-tune is already standalone"
@@ -42,7 +43,7 @@ def merge_run(run_dir: Path, out: Path, dtype: str = "fp16") -> Path:
         tokenizer.save_pretrained(tmp)
         (tmp / CARD).write_text(json.dumps(merged_card, indent=2, ensure_ascii=False, default=str) + "\n")
 
-    atomic_directory(out, fill)
+    atomic_directory(out, fill, marker=CARD)
     return out
 
 

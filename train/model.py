@@ -70,7 +70,7 @@ def materialize_gguf(ref: ModelRef) -> Path:
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
 
-    atomic_directory(target, fill)
+    atomic_directory(target, fill, marker="config.json")  # a cache dir of our own; a partial one is rebuilt
     return target
 
 

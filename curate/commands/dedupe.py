@@ -16,7 +16,7 @@ from curate.console import console, user_errors
 from curate.dedupe import DedupeResult, semantic_dedupe, threshold_sweep
 from curate.embed import DEFAULT_EMBEDDER, encode
 from curate.errors import CurateError
-from curate.export import atomic_directory, write_parquet
+from curate.export import atomic_directory, check_replaceable, write_parquet
 from curate.pair_search import INDEX_KINDS, Pairs
 from curate.readers import RawRow, read_rows
 
@@ -143,7 +143,7 @@ def write_output(
         for name, payload in extra.items():
             (tmp / name).write_bytes(payload)
 
-    atomic_directory(out, fill)
+    atomic_directory(out, fill, marker="dedupe.json")
 
 
 @user_errors
@@ -202,6 +202,8 @@ def dedupe_command(
         raise CurateError(f"--index {index}: choose from {', '.join(INDEX_KINDS)}")
     if out is None and sweep is None:
         raise CurateError("nothing to do: pass --out DIR to write the deduped rows, or --sweep START:STOP:STEP")
+    if out is not None:
+        check_replaceable(out.resolve(), "dedupe.json")  # before the embedding work, not after it
     thresholds = parse_sweep(sweep) if sweep else []
     fields = field or ["text"]
     raws = list(read_rows(inputs, parse_map(map_)))

@@ -92,3 +92,25 @@ def test_repo_recipe_builds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     result = build(recipe, quiet=True)
     assert result.manifest["counts"]["splits"]["test"] > 0
     assert (tmp_path / "latex" / "duplicates.parquet").exists() or not result.manifest["dropped_reasons"]
+
+
+def test_an_out_directory_that_is_not_an_export_is_never_replaced(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+
+    mine = tmp_path / "my-data"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("weeks of work")
+    args = ["build", str(DATA / "latex" / "pairs.jsonl"), "--map", "english=prompt", "--map", "latex=response"]
+    result = CliRunner().invoke(app, [*args, "--out", str(mine), "-q"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "is not an earlier output of this command (no manifest.json): refusing to replace it" in result.output
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"] and (mine / "notes.txt").read_text() == "weeks of work"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my-data"]  # no temp directory left either
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert CliRunner().invoke(app, [*args, "--out", str(empty), "-q"]).exit_code == 0  # an empty dir is fine
+    assert (empty / "manifest.json").is_file()
+    assert CliRunner().invoke(app, [*args, "--out", str(empty), "-q"]).exit_code == 0  # and so is our own export

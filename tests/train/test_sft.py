@@ -267,3 +267,14 @@ def test_sft_quiet_prints_nothing(tiny_lm: Path, latex_export: Path, tmp_path: P
     assert result.exit_code == 0, result.output
     assert result.stdout == "" and result.stderr == ""
     assert (tmp_path / "run" / "adapter_model.safetensors").is_file()
+
+
+def test_merge_never_replaces_a_directory_it_did_not_write(tiny_run: Path, tmp_path: Path) -> None:
+    from curate.errors import CurateError
+
+    mine = tmp_path / "models"
+    mine.mkdir()
+    (mine / "keep.bin").write_bytes(b"someone else's weights")
+    with pytest.raises(CurateError, match=r"no run_card.json\): refusing to replace it"):
+        merge_run(tiny_run, mine)
+    assert [p.name for p in mine.iterdir()] == ["keep.bin"]
