@@ -18,7 +18,7 @@ import typer
 from curate.console import console, user_errors
 from curate.errors import CurateError
 from train import options
-from train.card import hardware, now, peak_memory, reset_peak_memory, versions, write_run_card
+from train.card import CARD, hardware, now, peak_memory, reset_peak_memory, versions, write_run_card
 from train.config import SFTRecipe, load_recipe, parse_overrides, print_recipe
 from train.data import TrainData, load_data
 from train.generate import generate_texts
@@ -53,6 +53,11 @@ def check_prompt_lengths(data: TrainData, tokenizer: Any, max_length: int) -> No
         )
 
 
+def is_run_dir(path: Path) -> bool:
+    """A directory `train` wrote: it has a run card, or checkpoints of a run that stopped before its card."""
+    return (path / CARD).is_file() or any(path.glob("checkpoint-*"))
+
+
 def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> str | None:
     """Create the run directory; return the checkpoint to resume from (None for a fresh run)."""
     from transformers.trainer_utils import get_last_checkpoint
@@ -63,6 +68,11 @@ def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> str | None:
             raise CurateError(f"--resume: no checkpoint-* directory in {run_dir} to resume from")
         return last
     if run_dir.exists() and any(run_dir.iterdir()):
+        if not is_run_dir(run_dir):  # --overwrite deletes the directory: only ever one of our runs
+            raise CurateError(
+                f"{run_dir} exists and is not a training run (no run_card.json or checkpoint-*): "
+                "refusing to use it; choose another --out or remove it yourself"
+            )
         if not overwrite:
             raise CurateError(
                 f"{run_dir} already holds a run: pass --resume to continue it or --overwrite to start over"

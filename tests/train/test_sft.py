@@ -159,6 +159,7 @@ def _bad_columns(tmp_path: Path) -> Path:
         ("quantize-cpu", "needs a CUDA GPU"),
         ("unknown-key", "'training.epoch': unknown key"),
         ("run-exists", "already holds a run"),
+        ("not-a-run", "is not a training run (no run_card.json or checkpoint-*): refusing to use it"),
     ],
 )
 def test_bad_input_gives_one_clear_error(
@@ -182,12 +183,18 @@ def test_bad_input_gives_one_clear_error(
     elif case == "run-exists":
         (tmp_path / "run").mkdir()
         (tmp_path / "run" / "run_card.json").write_text("{}")
+    elif case == "not-a-run":  # even --overwrite must not delete a directory train did not write
+        (tmp_path / "run").mkdir()
+        (tmp_path / "run" / "thesis.tex").write_text("years of work")
+        extra = ["--overwrite"]
     args = ["sft", "--data", data, "--model", model, "--out", str(tmp_path / "run"), "--quiet", *extra]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error:") and expected in last, result.stderr
+    if case == "not-a-run":
+        assert [f.name for f in (tmp_path / "run").iterdir()] == ["thesis.tex"]
 
 
 def _word_level_lm(path: Path) -> Path:
