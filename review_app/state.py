@@ -6,7 +6,9 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import streamlit as st
 
@@ -14,6 +16,8 @@ from curate.errors import CurateError
 from curate.store import ReviewStore
 
 DB_ENV = "CURATRAIN_REVIEW_DB"
+MODES = ("rate", "compare")
+Task = TypeVar("Task")
 
 
 @dataclass(frozen=True)
@@ -93,3 +97,19 @@ def seconds_since_shown(key: str) -> float:
     """Seconds since `start_clock(key)`; 0.0 if the clock was never started."""
     started = st.session_state.get(f"{key}_shown_at")
     return 0.0 if started is None else max(0.0, time.monotonic() - started)
+
+
+def current_task(mode: str, project: str, fetch: Callable[[], Task | None]) -> Task | None:
+    """The item on screen in `mode` (session key `{mode}_task`), fetched with `fetch()` when none is held for
+    `project`, which also starts its clock. The other mode's item is dropped: it may have been rated there
+    meanwhile, so it is fetched afresh when that page opens."""
+    for other in MODES:
+        if other != mode:
+            st.session_state.pop(f"{other}_task", None)
+    task = st.session_state.get(f"{mode}_task")
+    if task is None or st.session_state.get(f"{mode}_task_project") != project:
+        task = fetch()
+        st.session_state[f"{mode}_task"] = task
+        st.session_state[f"{mode}_task_project"] = project
+        start_clock(mode)
+    return task

@@ -12,14 +12,8 @@ user = state.require_user()
 project = state.require_project()
 store = state.store()
 
-# An item held by the other mode may have been rated there meanwhile: it is fetched afresh when that page opens.
-st.session_state.pop("rate_task", None)
-task = st.session_state.get("compare_task")
-if task is None or st.session_state.get("compare_task_project") != project:
-    task = store.next_compare_task(user.id, project)  # before the progress line: it may claim a new item
-    st.session_state["compare_task"] = task
-    st.session_state["compare_task_project"] = project
-    state.start_clock("compare")
+# Before the progress line: fetching may claim a new item.
+task = state.current_task("compare", project, lambda: store.next_compare_task(user.id, project))
 
 st.title("Compare")
 progress_bar(*store.progress(user.id, project), store.claimable(user.id, project, min_answers=2))

@@ -40,14 +40,8 @@ def _change_last_rating() -> None:
         st.rerun()
 
 
-# An item held by the other mode may have been rated there meanwhile: it is fetched afresh when that page opens.
-st.session_state.pop("compare_task", None)
-task = st.session_state.get("rate_task")
-if task is None or st.session_state.get("rate_task_project") != project:
-    task = store.next_rating_task(user.id, project)  # before the progress line: it may claim a new item
-    st.session_state["rate_task"] = task
-    st.session_state["rate_task_project"] = project
-    state.start_clock("rate")
+# Before the progress line: fetching may claim a new item.
+task = state.current_task("rate", project, lambda: store.next_rating_task(user.id, project))
 
 st.title("Rate")
 progress_bar(*store.progress(user.id, project), store.claimable(user.id, project))
