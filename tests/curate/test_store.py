@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-import threading
 from collections import Counter
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError, OperationalError
+from store_helpers import labeler, run_at_once
 
 from curate.errors import CurateError
 from curate.store import MIGRATIONS, AuthError, CompareTask, RatingTask, ReviewStore
@@ -34,10 +34,6 @@ def store(db_url: str) -> ReviewStore:
     s.import_items("qa", ITEMS)
     yield s
     s.close()
-
-
-def labeler(store: ReviewStore, name: str, role: str = "labeler") -> int:
-    return store.authenticate(name, store.add_labeler(name, role)).id
 
 
 def rate_all(store: ReviewStore, labeler_id: int, value: int = 5, project: str = "qa") -> list[int]:
@@ -360,25 +356,14 @@ def run_concurrently(url: str, n_labelers: int, per_labeler: int, tmp_path: Path
     ids = [labeler(setup, f"labeler-{i}") for i in range(n_labelers)]
     store = open_store(url)  # one shared engine, a session per call: as the Streamlit app runs
     submitted: dict[int, list[int]] = {lid: [] for lid in ids}
-    errors: list[BaseException] = []
-    start = threading.Barrier(n_labelers)
 
     def work(lid: int) -> None:
-        try:
-            start.wait()
-            for n in range(per_labeler):
-                task = store.next_rating_task(lid, "load")
-                assert task is not None
-                submitted[lid].append(store.submit_rating(lid, task.answer_id, 1 + (lid + n) % 10, None, 0.5))
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
+        for n in range(per_labeler):
+            task = store.next_rating_task(lid, "load")
+            assert task is not None
+            submitted[lid].append(store.submit_rating(lid, task.answer_id, 1 + (lid + n) % 10, None, 0.5))
 
-    threads = [threading.Thread(target=work, args=(lid,)) for lid in ids]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors[:3]
+    run_at_once(work, ids)
     ratings = store.ratings_frame("load", history=True)
     assert len(ratings) == n_labelers * per_labeler  # nothing lost
     assert sorted(ratings.rating_id) == sorted(r for rs in submitted.values() for r in rs)

@@ -3,11 +3,11 @@ first labeler keeps the item and their late ratings, and freeing is safe with la
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import text
+from store_helpers import labeler, run_at_once
 
 from curate.errors import CurateError
 from curate.store import ReviewStore
@@ -23,10 +23,6 @@ def open_store(url: str, hours_later: float = 0.0) -> ReviewStore:
         return utcnow() + timedelta(hours=hours_later)
 
     return ReviewStore(url, password_rounds=4, clock=clock)
-
-
-def labeler(store: ReviewStore, name: str) -> int:
-    return store.authenticate(name, store.add_labeler(name)).id
 
 
 def claims(store: ReviewStore) -> list[tuple[int, int, bool]]:
@@ -114,22 +110,11 @@ def test_labelers_racing_for_one_freed_slot_get_it_once(db_url: str) -> None:
     racers = [labeler(setup, f"racer-{i}") for i in range(8)]
     later = open_store(db_url, hours_later=2)  # one shared engine, a session per call, as the app runs
     got: dict[int, object] = {}
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(racers))
 
     def race(lid: int) -> None:
-        try:
-            start.wait()
-            got[lid] = later.next_rating_task(lid, "qa")
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
+        got[lid] = later.next_rating_task(lid, "qa")
 
-    threads = [threading.Thread(target=race, args=(lid,)) for lid in racers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors[:3]
+    run_at_once(race, racers)
     winners = [lid for lid, task in got.items() if task is not None]
     assert len(winners) == 1
     assert claims(later) == [(1, ann, True), (1, winners[0], False)]  # released once, claimed once

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from store_helpers import labeler
 
 from curate.errors import CurateError
 from curate.store import ReviewStore
@@ -20,10 +21,6 @@ def store(db_url: str) -> ReviewStore:
     s.import_items("qa", ITEMS)
     yield s
     s.close()
-
-
-def labeler(store: ReviewStore, name: str, role: str = "labeler") -> int:
-    return store.authenticate(name, store.add_labeler(name, role)).id
 
 
 def reward_rows(store: ReviewStore, out: Path) -> pd.DataFrame:

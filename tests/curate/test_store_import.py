@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
-
 from sqlalchemy import func, select
+from store_helpers import run_at_once
 
 from curate.store import ReviewStore
 from curate.store_models import Answer, Item
@@ -16,23 +15,8 @@ def test_simultaneous_imports_of_one_file_add_each_item_once(db_url: str) -> Non
     setup = ReviewStore(db_url, password_rounds=4)
     setup.create_project("qa", overlap=2)
     stores = [ReviewStore(db_url, password_rounds=4) for _ in range(4)]  # one engine per importing process
-    start = threading.Barrier(len(stores))
     added: list[int] = []
-    errors: list[BaseException] = []
-
-    def work(store: ReviewStore) -> None:
-        try:
-            start.wait()
-            added.append(store.import_items("qa", ITEMS))
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(store,)) for store in stores]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors[:3]
+    run_at_once(lambda store: added.append(store.import_items("qa", ITEMS)), stores)
     assert sorted(added) == [0, 0, 0, 80]  # one import added everything, the others found it there
     with setup._session() as s:
         assert s.scalar(select(func.count(Item.id))) == 40
