@@ -8,6 +8,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from transformers import TrainerCallback
 
 from curate.console import console
+from train.config import BaseRecipe, print_recipe
 
 
 def silence_library_progress() -> None:
@@ -17,6 +18,14 @@ def silence_library_progress() -> None:
 
     transformers_logging.disable_progress_bar()
     datasets.disable_progress_bars()
+
+
+def announce(recipe: BaseRecipe, title: str, quiet: bool) -> None:
+    """What a `train` verb shows before it starts: the recipe, or with `--quiet` nothing (library bars off too)."""
+    if quiet:
+        silence_library_progress()
+    else:
+        print_recipe(recipe, title)
 
 
 class RichProgress(TrainerCallback):

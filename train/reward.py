@@ -25,7 +25,7 @@ from curate.console import console, user_errors
 from curate.errors import CurateError
 from train import options
 from train.config import BaseRecipe, _Section
-from train.progress import silence_library_progress
+from train.progress import announce
 from train.score import TextFormat, preference_row, reward_scores
 
 
@@ -390,7 +390,7 @@ def reward_command(
       train reward --config recipes/qa-reward.yaml training.epochs=1 reward.center_rewards_coefficient=0.01
       train reward --data out/qa-pairs --model smollm2 --no-margin
     """
-    from train.config import load_recipe, parse_overrides, print_recipe
+    from train.config import load_recipe, parse_overrides
 
     flags: dict[str, Any] = {
         "dataset.path": data,
@@ -414,10 +414,7 @@ def reward_command(
         "logging.report_to": report_to,
     }
     recipe = load_recipe(RewardRecipe, config, parse_overrides(overrides or []), flags)
-    if quiet:
-        silence_library_progress()
-    else:
-        print_recipe(recipe, f"train reward · {config or 'command line'}")
+    announce(recipe, f"train reward · {config or 'command line'}", quiet)
     run = train_reward(recipe, resume=resume, overwrite=overwrite, quiet=quiet)
     if not quiet:
         shown = {k: v for k, v in run.metrics.items() if k.startswith("test_") and isinstance(v, float)}

@@ -19,11 +19,11 @@ from curate.console import console, user_errors
 from curate.errors import CurateError
 from train import options
 from train.card import CARD, hardware, now, peak_memory, reset_peak_memory, versions, write_run_card
-from train.config import SFTRecipe, load_recipe, parse_overrides, print_recipe
+from train.config import SFTRecipe, load_recipe, parse_overrides
 from train.data import TrainData, load_data
 from train.generate import generate_texts
 from train.model import describe, load_model, load_tokenizer, lora_config, model_path, resolve_dtype
-from train.progress import RichProgress, silence_library_progress
+from train.progress import RichProgress, announce
 
 DEFAULT_MAX_LENGTH = 1024
 
@@ -322,10 +322,7 @@ def sft_command(
         "logging.push_to_hub": push_to_hub,
     }
     recipe = load_recipe(SFTRecipe, config, parse_overrides(overrides or []), flags)
-    if quiet:
-        silence_library_progress()
-    else:
-        print_recipe(recipe, f"train sft · {config or 'command line'}")
+    announce(recipe, f"train sft · {config or 'command line'}", quiet)
     run_dir = run_sft(recipe, resume=resume, overwrite=overwrite, quiet=quiet)
     if not quiet:
         print_summary(run_dir)
