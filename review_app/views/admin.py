@@ -26,11 +26,12 @@ store = state.store()
 
 @st.cache_data(ttl=30, show_spinner="Reading ratings...")
 def _snapshot(url: str, project: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, float, pd.DataFrame]:
-    """Labeler stats, ratings, flags, alpha and Spearman, read once per 30 s (or Refresh), not on every click."""
+    """Labeler stats, ratings, every flag (open and cleared), alpha and Spearman, read once per 30 s (or Refresh),
+    not on every click."""
     ratings = store.ratings_frame(project, actor=user.id)
     alpha = krippendorff_alpha(ratings) if len(ratings) else math.nan
-    stats, flagged = store.labeler_stats(project, actor=user.id), store.flagged(project, actor=user.id)
-    return stats, ratings, flagged, alpha, pairwise_spearman(ratings)
+    stats, flags = store.labeler_stats(project, actor=user.id), store.flagged(project, history=True, actor=user.id)
+    return stats, ratings, flags, alpha, pairwise_spearman(ratings)
 
 
 title_col, refresh_col = st.columns([5, 1], vertical_alignment="bottom")
@@ -38,7 +39,8 @@ title_col.title("Admin")
 if refresh_col.button("Refresh", help="Figures are read at most 30 s ago; this reads them now."):
     _snapshot.clear()
 st.text(f"Project: {project}")  # names are shown as text, like everything people typed
-stats, ratings, flagged, alpha, spearman = _snapshot(store.url, project)
+stats, ratings, flags, alpha, spearman = _snapshot(store.url, project)
+flagged, cleared = flags[flags["cleared_at"].isna()], flags.dropna(subset=["cleared_at"])
 
 top = st.columns([1, 1, 2, 1])
 top[0].metric("Ratings", len(ratings))
@@ -161,7 +163,6 @@ else:
             help="The answer is fine after all: it counts in exports again. The flag stays in the history.",
         )
 with st.expander("Cleared flags (history)"):
-    cleared = store.flagged(project, history=True, actor=user.id).dropna(subset=["cleared_at"])
     if cleared.empty:
         st.caption("No flag cleared yet.")
     else:
