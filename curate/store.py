@@ -312,21 +312,25 @@ class ReviewStore(AccountsMixin, ReportsMixin):
         rows.sort(key=lambda row: (item_rank[row[1].id], answer_rank[row[0].id]))
         return rows[:limit]
 
-    def _shown_position(self, s: Session, labeler_id: int, answer: Answer) -> int:
-        """Where Rate mode shows this answer to this labeler: 1-based place in their order of the item's answers."""
-        siblings = s.scalars(select(Answer.id).where(Answer.item_id == answer.item_id))
-        return shown_order(labeler_id, siblings).index(answer.id) + 1
+    def _placement(self, s: Session, labeler_id: int, answer: Answer) -> tuple[int, int]:
+        """(where Rate mode shows this answer to this labeler: 1-based place in their order of the item's
+        answers, how many answers the item has)."""
+        siblings = list(s.scalars(select(Answer.id).where(Answer.item_id == answer.item_id)))
+        return shown_order(labeler_id, siblings).index(answer.id) + 1, len(siblings)
 
-    def _settle(self, s: Session, labeler_id: int, item_id: int) -> None:
-        """Once the labeler has done every answer of the item, their claim no longer expires."""
+    def _settle(self, s: Session, labeler_id: int, item_id: int) -> bool:
+        """Once the labeler has done every answer of the item, their claim no longer expires; returns whether
+        it is settled (every answer done)."""
         left = select(func.count(Answer.id)).where(Answer.item_id == item_id, ~self._done(labeler_id))
-        if not s.scalar(left):
-            s.execute(
-                update(Assignment)
-                .where(Assignment.item_id == item_id, Assignment.labeler_id == labeler_id)
-                .values(expires_at=None)
-                .execution_options(synchronize_session=False)
-            )
+        if s.scalar(left):
+            return False
+        s.execute(
+            update(Assignment)
+            .where(Assignment.item_id == item_id, Assignment.labeler_id == labeler_id)
+            .values(expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        return True
 
     def _release_expired(self, s: Session, project: Project) -> int:
         """Give back the slots of expired, unfinished claims in this project; returns how many were freed.
@@ -345,8 +349,7 @@ class ReviewStore(AccountsMixin, ReportsMixin):
         for assignment_id, item_id, labeler_id in s.execute(expired).all():
             # Lock the item first (one order for all): a concurrent releaser of the same claim waits here.
             s.execute(select(Item.id).where(Item.id == item_id).with_for_update())
-            if not s.scalar(select(func.count(Answer.id)).where(Answer.item_id == item_id, ~self._done(labeler_id))):
-                self._settle(s, labeler_id, item_id)  # finished after all (e.g. a claim from before expiry)
+            if self._settle(s, labeler_id, item_id):  # finished after all (e.g. a claim from before expiry)
                 continue
             # Conditional, so it re-checks the row it waited for: a claim another releaser freed, or that its
             # labeler finished (settled) meanwhile, is left alone and the slot count is not touched.
@@ -410,8 +413,7 @@ class ReviewStore(AccountsMixin, ReportsMixin):
             return None
         answer, item = rows[0]
         with self._session() as s:
-            n_answers = s.scalar(select(func.count(Answer.id)).where(Answer.item_id == item.id)) or 0
-            shown = self._shown_position(s, labeler_id, answer)
+            shown, n_answers = self._placement(s, labeler_id, answer)
         return RatingTask(item.id, item.prompt, answer.id, answer.text, answer.position + 1, n_answers, shown)
 
     def next_compare_task(self, labeler_id: int, project: str) -> CompareTask | None:
@@ -519,7 +521,7 @@ class ReviewStore(AccountsMixin, ReportsMixin):
         with self._session(write=True) as s:
             self._labeler(s, labeler_id, lock=True)
             answer = self._assigned_answer(s, labeler_id, answer_id)
-            shown = self._shown_position(s, labeler_id, answer)
+            shown, _ = self._placement(s, labeler_id, answer)
             rating_id = self._rate(s, labeler_id, answer_id, value, comment or None, spent, shown_position=shown)
             self._settle(s, labeler_id, answer.item_id)
             return rating_id
