@@ -3,7 +3,7 @@
     nice .venv/bin/python benchmarks/dedupe_bench.py      # 20k text, 200k and 1M vectors
     .venv/bin/python benchmarks/dedupe_bench.py --text-rows 5000 --sizes 50000   # quick
 
-20k: real text from data/ expanded with paraphrase-like variants, embedded with curate.embed.encode
+20k: real text from data/ expanded with paraphrase-like variants, embedded with curate.similarity.embed.encode
 (cached on disk; the first run embeds for a few minutes). 200k and 1M: random unit vectors with
 planted near-duplicates (noisy copies of earlier rows, cosine 0.90-1.0 to their source).
 Exact FAISS at 1M would take hours on 2 cores; there the exact pairs come from the planted families
@@ -30,8 +30,8 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curate.dedupe import DedupeResult, greedy_keep, naive_dedupe  # noqa: E402
-from curate.pair_search import Pairs, self_pairs  # noqa: E402
+from curate.similarity.dedupe import DedupeResult, greedy_keep, naive_dedupe  # noqa: E402
+from curate.similarity.pair_search import Pairs, self_pairs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console()
@@ -286,7 +286,7 @@ def main() -> None:
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · load average {os.getloadavg()[0]:.1f}"
     )
     if args.text_rows:
-        from curate.embed import encode
+        from curate.similarity.embed import encode
 
         texts = text_rows(args.text_rows, args.dup_fraction, args.seed)
         x, secs = timed(lambda: encode(texts))

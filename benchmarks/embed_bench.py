@@ -33,7 +33,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import curate.embed as embed  # noqa: E402
+import curate.similarity.embed as embed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console(width=150)

@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from curate.store import ReviewStore  # noqa: E402
+from curate.review.store import ReviewStore  # noqa: E402
 from docs.screenshots import seed  # noqa: E402
 from review_app import state  # noqa: E402
 

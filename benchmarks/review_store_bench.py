@@ -28,8 +28,8 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curate.agreement import krippendorff_alpha  # noqa: E402
-from curate.store import ReviewStore  # noqa: E402
+from curate.review.agreement import krippendorff_alpha  # noqa: E402
+from curate.review.store import ReviewStore  # noqa: E402
 
 console = Console(width=150)
 BUDGET_MS = 300.0

@@ -184,7 +184,7 @@ def main() -> None:
     if not torch.cuda.is_available():
         raise SystemExit("this benchmark needs a CUDA GPU")
     if args.max_length is None:
-        from curate.export import read_manifest
+        from curate.io.export import read_manifest
 
         args.max_length = read_manifest(args.data)["lengths"]["recommended_max_length"]
     torch.ones(1024, 1024, device="cuda").matmul(torch.ones(1024, 1024, device="cuda"))  # CUDA context up front

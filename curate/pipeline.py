@@ -9,12 +9,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from curate.card import render_card
 from curate.errors import CurateError
-from curate.export import SPLITS, check_replaceable, write_export
-from curate.ingest import Ingested, ingest, source_hashes
-from curate.ratings import RatingRules
+from curate.io.card import render_card
+from curate.io.export import SPLITS, check_replaceable, write_export
+from curate.io.ingest import Ingested, ingest, source_hashes
 from curate.recipe import BuildRecipe
+from curate.review.ratings import RatingRules
 from curate.schema import DEDUPE_FIELDS, Kind
 from curate.steps.base import BuildContext, Step
 from curate.steps.cross_split import CrossSplitCheck

@@ -28,7 +28,7 @@ class NormalizeConfig(_Section):
 
 
 class SemanticDedupeConfig(_Section):
-    """Near-duplicate removal by embedding similarity (keep rule in curate/dedupe.py).
+    """Near-duplicate removal by embedding similarity (keep rule in curate/similarity/dedupe.py).
 
     Rows are visited in input order; a row is dropped if the cosine similarity of its `fields`'
     embedding to an already kept row is >= `threshold`. The threshold is a hyperparameter to tune
@@ -40,7 +40,7 @@ class SemanticDedupeConfig(_Section):
     embedder: str = "all-MiniLM-L6-v2"  # sentence-transformers name or path (offline copy by default)
     index: Literal["auto", "exact", "ivf", "hnsw"] = "auto"  # auto: exact up to 20k rows, ivf above
     device: str | None = None  # embedding device: cpu, cuda (default: cuda when available)
-    backend: Literal["auto", "bf16", "onnx", "torch"] = "auto"  # curate/embed.py; onnx/torch = exact fp32
+    backend: Literal["auto", "bf16", "onnx", "torch"] = "auto"  # curate/similarity/embed.py; onnx/torch = exact fp32
     cross_split: Literal["move", "drop", "report", "off"] = "move"  # test rows near a train row
 
 
@@ -61,7 +61,7 @@ class SplitConfig(_Section):
 
 
 class RatingsConfig(_Section):
-    """Thresholds for `derive` (rules in curate/ratings.py): SFT min mean rating, pair min gap, margin scale."""
+    """Thresholds for `derive` (rules in curate/review/ratings.py): SFT min mean rating, pair min gap, margin scale."""
 
     min_rating: float = Field(default=7.0, ge=1.0, le=10.0)
     min_gap: float = Field(default=2.0, ge=0.0, le=9.0)

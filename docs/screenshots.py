@@ -19,7 +19,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect, sync_playwright
 
-from curate.store import ReviewStore
+from curate.review.store import ReviewStore
 from review_app.serving import free_port, wait_until_healthy
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from typing import TypeVar
 import streamlit as st
 
 from curate.errors import CurateError
-from curate.store import ReviewStore
+from curate.review.store import ReviewStore
 
 DB_ENV = "CURATRAIN_REVIEW_DB"
 MODES = ("rate", "compare")

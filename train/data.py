@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import CurateError
-from curate.export import read_manifest
+from curate.io.export import read_manifest
 
 # Column sets each verb accepts (TRL's standard dataset formats), and the record kinds of an export.
 FORMATS: dict[str, list[tuple[str, ...]]] = {

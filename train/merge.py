@@ -14,7 +14,7 @@ import typer
 
 from curate.console import console, user_errors
 from curate.errors import CurateError
-from curate.export import atomic_directory, check_replaceable
+from curate.io.export import atomic_directory, check_replaceable
 from train.card import CARD, now, read_run_card
 from train.model import DTYPES, model_path
 

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 
 from curate.errors import CurateError
-from curate.export import atomic_directory
 from curate.hub import ModelRef, resolve_model
+from curate.io.export import atomic_directory
 from train.config import LoraSection, MemorySection, ModelSection
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}

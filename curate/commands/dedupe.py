@@ -13,12 +13,12 @@ import typer
 from rich.table import Table
 
 from curate.console import console, user_errors
-from curate.dedupe import DedupeResult, semantic_dedupe, threshold_sweep
-from curate.embed import DEFAULT_EMBEDDER, encode
 from curate.errors import CurateError
-from curate.export import atomic_directory, check_replaceable, write_parquet
-from curate.pair_search import INDEX_KINDS, Pairs
-from curate.readers import RawRow, read_rows
+from curate.io.export import atomic_directory, check_replaceable, write_parquet
+from curate.io.readers import RawRow, read_rows
+from curate.similarity.dedupe import DedupeResult, semantic_dedupe, threshold_sweep
+from curate.similarity.embed import DEFAULT_EMBEDDER, encode
+from curate.similarity.pair_search import INDEX_KINDS, Pairs
 
 SAMPLE_PAIRS = 4  # pairs shown on each side of the chosen threshold
 

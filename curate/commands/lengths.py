@@ -10,8 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from curate.console import console, user_errors
+from curate.io.readers import read_rows
 from curate.lengths import DEFAULT_TOKENIZER, MULTIPLE, analyze, cached_tokenizer, histogram_png, token_counts
-from curate.readers import read_rows
 
 
 def _inputs(paths: list[str]) -> list[str]:

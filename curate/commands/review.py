@@ -21,14 +21,14 @@ from rich.progress import track
 from rich.table import Table
 from rich.text import Text
 
-from curate.agreement import krippendorff_alpha, pairwise_spearman
 from curate.commands.build import print_summary
 from curate.console import console, user_errors
 from curate.errors import CurateError, RowError
-from curate.export import read_manifest
+from curate.io.export import read_manifest
+from curate.io.readers import read_rows
 from curate.pipeline import BuildResult
-from curate.readers import read_rows
-from curate.store import DEFAULT_CLAIM_HOURS, ENV_DB, ReviewItem, ReviewStore, resolve_url
+from curate.review.agreement import krippendorff_alpha, pairwise_spearman
+from curate.review.store import DEFAULT_CLAIM_HOURS, ENV_DB, ReviewItem, ReviewStore, resolve_url
 
 review_app = typer.Typer(
     help="Labelers rate answers 1-10 in a Streamlit app; ratings become SFT, preference and reward datasets.",

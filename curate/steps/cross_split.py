@@ -12,8 +12,8 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from curate.errors import CurateError
-from curate.pair_search import search_pairs
 from curate.schema import Record
+from curate.similarity.pair_search import search_pairs
 from curate.steps.base import BuildContext, Step
 from curate.steps.semantic_dedupe import SimilaritySpec
 

@@ -1,11 +1,11 @@
-"""Turn rated records into an SFT set, preference pairs or reward data (rules: `curate.ratings`)."""
+"""Turn rated records into an SFT set, preference pairs or reward data (rules: `curate.review.ratings`)."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from curate.errors import CurateError
-from curate.ratings import RatingRules, derive
+from curate.review.ratings import RatingRules, derive
 from curate.schema import Kind, Record
 from curate.steps.base import BuildContext, Step
 
@@ -73,7 +73,7 @@ class Derive(Step):
             "## From ratings",
             "",
             f"{rows} rows: {rules}. Answers need >= {r.min_ratings} rating(s); flagged answers are left out; "
-            "tied answers never form a pair (rules: `curate/ratings.py`).",
+            "tied answers never form a pair (rules: `curate/review/ratings.py`).",
             "",
         ]
         lines += [f"- {reason}: {n}" for reason, n in sorted(skipped.items())]

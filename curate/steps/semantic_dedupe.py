@@ -1,4 +1,4 @@
-"""Build step: drop near-duplicate rows by embedding cosine similarity (keep rule in curate/dedupe.py)."""
+"""Build step: drop near-duplicate rows by embedding cosine similarity (keep rule in curate/similarity/dedupe.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from curate.dedupe import semantic_dedupe
-from curate.embed import Backend, encode, resolve_backend, resolve_device
 from curate.errors import CurateError
 from curate.schema import Kind, Record
+from curate.similarity.dedupe import semantic_dedupe
+from curate.similarity.embed import Backend, encode, resolve_backend, resolve_device
 from curate.steps.base import BuildContext, Step
 
 # The text that makes two rows "the same" by default: what a reader of the row would compare.
@@ -52,7 +52,7 @@ class SimilaritySpec:
     """What makes two rows near duplicates: cosine >= `threshold` between embeddings of `fields`.
 
     Shared by the semantic dedupe and cross-split steps: the embedder, its device and backend
-    (curate/embed.py), and the FAISS search `index` (curate/pair_search.py).
+    (curate/similarity/embed.py), and the FAISS search `index` (curate/similarity/pair_search.py).
     """
 
     fields: tuple[str, ...]
@@ -63,7 +63,7 @@ class SimilaritySpec:
     backend: Backend = "auto"
 
     def embed(self, records: list[Record], quiet: bool) -> np.ndarray:
-        """Embeddings (L2-normalized, cached on disk by curate.embed) of the records' `fields`."""
+        """Embeddings (L2-normalized, cached on disk by curate.similarity.embed) of the records' `fields`."""
         texts = [record_text(r, self.fields) for r in records]
         return encode(texts, self.embedder, device=self.device, quiet=quiet, backend=self.backend)
 

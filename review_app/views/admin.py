@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from curate.agreement import krippendorff_alpha, labeler_bias, pairwise_spearman, zscore_calibrate
 from curate.errors import CurateError
-from curate.export import read_manifest
-from curate.ratings import RatingRules
+from curate.io.export import read_manifest
+from curate.review.agreement import krippendorff_alpha, labeler_bias, pairwise_spearman, zscore_calibrate
+from curate.review.ratings import RatingRules
 from review_app import state
 
 user = state.require_user()

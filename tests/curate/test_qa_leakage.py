@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from datasets import load_dataset
 
-from curate.embed import encode
 from curate.pipeline import build
 from curate.recipe import load_recipe
+from curate.similarity.embed import encode
 
 REPO = Path(__file__).resolve().parents[2]
 

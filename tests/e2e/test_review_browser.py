@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from curate.agreement import krippendorff_alpha
-from curate.store import ReviewStore, shown_order
-from curate.store_models import Comparison
+from curate.review.agreement import krippendorff_alpha
+from curate.review.models import Comparison
+from curate.review.store import ReviewStore, shown_order
 from review_app.serving import free_port, wait_until_healthy
 
 CHROMIUM = "/usr/bin/chromium"

@@ -9,7 +9,7 @@ import pytest
 from review_harness import APP, ITEMS, PROJECT, Review, choose_password, login
 from streamlit.testing.v1 import AppTest
 
-from curate.store import ReviewStore
+from curate.review.store import ReviewStore
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from curate.store import ReviewStore
+from curate.review.store import ReviewStore
 
 APP = Path(__file__).resolve().parents[2] / "review_app" / "app.py"
 PROJECT = "qa"

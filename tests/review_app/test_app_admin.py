@@ -11,7 +11,7 @@ from review_harness import APP, PROJECT, Review, button
 from scipy.stats import spearmanr
 from streamlit.testing.v1 import AppTest
 
-from curate.export import read_manifest
+from curate.io.export import read_manifest
 from review_app.state import User
 
 # ann's and ben's ratings of the six answers in import order; they agree on the order, not the exact numbers.

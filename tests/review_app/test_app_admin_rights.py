@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from review_harness import Review, button
 
-from curate.store import AuthError
+from curate.review.store import AuthError
 from review_app.state import store
 
 
 def test_the_app_store_is_not_the_operators(review: Review, app) -> None:
     app("ann")
-    assert store().operator is False  # the app's admin reads need the acting admin (see curate/store.py)
+    assert store().operator is False  # the app's admin reads need the acting admin (see curate/review/store.py)
 
 
 def test_admin_deactivated_while_logged_in_gets_no_figures(review: Review, app) -> None:

@@ -7,8 +7,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
-from curate.store import ReviewStore
-from curate.store_models import Comparison
+from curate.review.models import Comparison
+from curate.review.store import ReviewStore
 
 
 def test_both_ratings_and_the_shown_order_are_stored(review: Review, app) -> None:

@@ -7,7 +7,7 @@ import re
 from review_harness import APP, PROJECT, Review, button, choose_password, login
 from streamlit.testing.v1 import AppTest
 
-from curate.store import LoginLimit
+from curate.review.store import LoginLimit
 
 BAD_LOGIN = "unknown labeler or wrong password (an admin can add you or reset your password)"
 

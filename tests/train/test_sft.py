@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from curate.export import read_manifest
+from curate.io.export import read_manifest
 from train.card import read_run_card
 from train.cli import app
 from train.config import SFTRecipe, load_recipe

@@ -3,7 +3,7 @@
 SQLite by default (WAL, busy timeout, foreign keys on; writes take the write lock up
 front with BEGIN IMMEDIATE so concurrent labelers queue instead of failing), PostgreSQL
 by URL (claims use SELECT ... FOR UPDATE SKIP LOCKED). The schema is versioned with
-Alembic (curate/migrations) and upgraded to head whenever a store is opened.
+Alembic (curate/review/migrations) and upgraded to head whenever a store is opened.
 
 Assignment: a labeler's queue holds the answers of the items assigned to them that
 they have not yet rated, skipped or flagged. When it runs dry they claim the next item
@@ -41,8 +41,8 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session
 
 from curate.errors import CurateError
-from curate.store_accounts import AccountsMixin, AuthError, LoginLimit, LoginLocked
-from curate.store_models import (
+from curate.review.accounts import AccountsMixin, AuthError, LoginLimit, LoginLocked
+from curate.review.models import (
     Answer,
     Assignment,
     Comparison,
@@ -54,8 +54,8 @@ from curate.store_models import (
     Skip,
     utcnow,
 )
-from curate.store_reports import ReportsMixin
-from curate.store_types import (
+from curate.review.reports import ReportsMixin
+from curate.review.types import (
     DEFAULT_CLAIM_HOURS,
     DEFAULT_DB,
     ENV_DB,

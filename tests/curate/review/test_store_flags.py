@@ -9,7 +9,7 @@ import pytest
 from store_helpers import labeler
 
 from curate.errors import CurateError
-from curate.store import ReviewStore
+from curate.review.store import ReviewStore
 
 ITEMS = [{"prompt": f"question {i}?", "answers": [f"answer {i}a", f"answer {i}b"]} for i in range(3)]
 

@@ -18,13 +18,13 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from curate.errors import CurateError
-from curate.store_models import Answer, Assignment, Flag, Item, Labeler, Project, Rating
+from curate.review.models import Answer, Assignment, Flag, Item, Labeler, Project, Rating
 
 
 class ReportsMixin:
     """Progress, ratings, flags, labeler stats and exports of `ReviewStore`; everyone's work only for admins."""
 
-    # Provided by ReviewStore (curate/store.py) and AccountsMixin (curate/store_accounts.py).
+    # Provided by ReviewStore (curate/review/store.py) and AccountsMixin (curate/review/accounts.py).
     display_url: str
     clock: Callable[[], datetime]
 
@@ -180,7 +180,7 @@ class ReportsMixin:
         seconds_per_rating, ratings_per_hour, mean_rating, bias.
         """
         self._require_admin(actor, "see every labeler's stats")
-        from curate.agreement import labeler_bias
+        from curate.review.agreement import labeler_bias
 
         progress = self.progress_all(project, actor=actor)
         with self._session() as s:
@@ -264,11 +264,11 @@ class ReportsMixin:
     def export(self, project: str, out: Path, kind: str, *, actor: int | None = None, **rules: Any) -> Path:
         """Write an export directory (like `curate build`) of `kind` sft | preference | reward | rated.
 
-        `rules`: min_rating, min_gap, margin_scale, min_ratings (see curate.ratings), test_size,
+        `rules`: min_rating, min_gap, margin_scale, min_ratings (see curate.review.ratings), test_size,
         seed, quiet. The split is grouped by prompt, so no prompt straddles train and test.
         """
         self._require_admin(actor, "export ratings")
-        from curate.ingest import Ingested
+        from curate.io.ingest import Ingested
         from curate.pipeline import build
         from curate.recipe import recipe_from_dict
         from curate.schema import Kind, validate_row

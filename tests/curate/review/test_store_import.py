@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from store_helpers import run_at_once
 
-from curate.store import ReviewStore
-from curate.store_models import Answer, Item
+from curate.review.models import Answer, Item
+from curate.review.store import ReviewStore
 
 ITEMS = [{"prompt": f"question {i}?", "answers": [f"answer {i}a", f"answer {i}b"]} for i in range(40)]
 

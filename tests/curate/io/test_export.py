@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from datasets import load_dataset
 
-import curate.export
+import curate.io.export
 from curate.pipeline import build
 from curate.recipe import BuildRecipe, load_recipe
 
-DATA = Path(__file__).resolve().parents[2] / "data"
+DATA = Path(__file__).resolve().parents[3] / "data"
 
 
 def latex_recipe(out: Path) -> BuildRecipe:
@@ -43,7 +43,7 @@ def test_export_loads_in_datasets_with_manifest_and_card(tmp_path: Path) -> None
     assert [s["step"] for s in manifest["steps"]][:2] == ["normalize", "exact_dedupe"]
     assert manifest["template"] == {"name": "latex", "format": "prompt-completion"}
     assert manifest["sources"][0]["sha256"].startswith("sha256:")
-    assert manifest["content_hash"] == curate.export.content_hash(tmp_path / "latex")
+    assert manifest["content_hash"] == curate.io.export.content_hash(tmp_path / "latex")
     assert manifest["versions"]["datasets"]
     card = (tmp_path / "latex" / "README.md").read_text()
     assert card.startswith("---\nconfigs:") and "| normalize |" in card
@@ -60,7 +60,7 @@ def test_crash_mid_export_leaves_no_partial_directory(tmp_path: Path, monkeypatc
     out = tmp_path / "latex"
     build(latex_recipe(out), quiet=True)
     before = data_files(out)
-    real_write = curate.export.write_parquet
+    real_write = curate.io.export.write_parquet
     calls = []
 
     def crash_on_second_file(rows: list, path: Path) -> None:
@@ -69,7 +69,7 @@ def test_crash_mid_export_leaves_no_partial_directory(tmp_path: Path, monkeypatc
             raise KeyboardInterrupt("power cut")
         real_write(rows, path)
 
-    monkeypatch.setattr(curate.export, "write_parquet", crash_on_second_file)
+    monkeypatch.setattr(curate.io.export, "write_parquet", crash_on_second_file)
     recipe = latex_recipe(out)
     recipe.split.seed = 99  # a different export that would replace the old one
     with pytest.raises(KeyboardInterrupt):

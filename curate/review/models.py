@@ -1,4 +1,4 @@
-"""The review store's tables (SQLAlchemy 2 ORM). Schema changes go through Alembic (curate/migrations).
+"""The review store's tables (SQLAlchemy 2 ORM). Schema changes go through Alembic (curate/review/migrations).
 
 A rating row is never updated in place except to mark it superseded: an edit inserts a
 new row and points the old one at it, so the full history of every judgement stays.

@@ -1,12 +1,12 @@
-"""Semantic dedupe (curate/dedupe.py, curate/pair_search.py) on synthetic unit vectors: exact == naive, edges, ANN."""
+"""Semantic dedupe (curate/similarity/dedupe.py, curate/similarity/pair_search.py) on synthetic unit vectors: exact == naive, edges, ANN."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from curate.dedupe import MAX_VECTOR_ROUNDS, greedy_keep, naive_dedupe, semantic_dedupe, threshold_sweep
-from curate.pair_search import Pairs, faiss_radius, search_pairs, self_pairs
+from curate.similarity.dedupe import MAX_VECTOR_ROUNDS, greedy_keep, naive_dedupe, semantic_dedupe, threshold_sweep
+from curate.similarity.pair_search import Pairs, faiss_radius, search_pairs, self_pairs
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -194,7 +194,7 @@ def test_hnsw_rows_with_more_than_k_neighbours_are_searched_exactly() -> None:
 
 
 def test_ivf_join_in_small_blocks_finds_the_same_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
-    import curate.pair_search as pair_search
+    import curate.similarity.pair_search as pair_search
 
     x = planted(2000, 64, dup_fraction=0.3, low=0.9, seed=10)
     whole = self_pairs(x, 0.93, "ivf")

@@ -31,8 +31,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from curate.errors import CurateError
-from curate.store_models import Answer, Assignment, Item, Labeler, LoginThrottle
-from curate.store_types import check_name
+from curate.review.models import Answer, Assignment, Item, Labeler, LoginThrottle
+from curate.review.types import check_name
 
 ROLES = ("labeler", "admin")
 
@@ -75,7 +75,7 @@ def _name_key(name: Any) -> str:
 class AccountsMixin:
     """Labelers, passwords, `authenticate` with its failed-login lock, and the rights checks of `ReviewStore`."""
 
-    # Provided by ReviewStore (curate/store.py), which mixes this class in.
+    # Provided by ReviewStore (curate/review/store.py), which mixes this class in.
     dialect: str
     operator: bool
     password_rounds: int

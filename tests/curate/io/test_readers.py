@@ -12,7 +12,7 @@ import pytest
 from datasets import Dataset, DatasetDict
 
 from curate.errors import CurateError, RowError
-from curate.readers import read_rows
+from curate.io.readers import read_rows
 
 ROWS = [{"question": "What is 2+2?", "answer": "4"}, {"question": "Capital of France?", "answer": "Paris"}]
 

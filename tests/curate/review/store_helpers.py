@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from curate.store import ReviewStore
+from curate.review.store import ReviewStore
 
 Arg = TypeVar("Arg")
 

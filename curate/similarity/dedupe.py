@@ -1,4 +1,4 @@
-"""Semantic dedupe: which rows to keep, given the pairs of similar rows (curate/pair_search.py).
+"""Semantic dedupe: which rows to keep, given the pairs of similar rows (curate/similarity/pair_search.py).
 
 Keep rule: rows are visited in input order, and a row is dropped when its cosine similarity
 to an already *kept* row is >= `threshold`; it is then attributed to the most similar such
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curate.pair_search import Pairs, as_float32_threshold, check_embeddings, resolve_index, self_pairs
+from curate.similarity.pair_search import Pairs, as_float32_threshold, check_embeddings, resolve_index, self_pairs
 
 KEPT, DROPPED, UNKNOWN = 1, 0, -1
 MAX_VECTOR_ROUNDS = 64  # rounds of the vectorized keep pass before the sequential tail

@@ -1,6 +1,6 @@
 """Alembic environment of the review store. `ReviewStore` runs it on open (upgrade to head).
 
-After changing curate/store_models.py, generate the next revision (then read and tidy it):
+After changing curate/review/models.py, generate the next revision (then read and tidy it):
   python -c "from alembic import command; from alembic.config import Config; c = Config();
   c.set_main_option('script_location', 'curate:migrations'); c.set_main_option('sqlalchemy.url', 'sqlite:///x.db');
   command.upgrade(c, 'head'); command.revision(c, 'what changed', autogenerate=True, rev_id='0002')"
@@ -11,7 +11,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-from curate.store_models import Base
+from curate.review.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import CurateError, RowError
-from curate.export import file_sha256
-from curate.readers import read_rows
+from curate.io.export import file_sha256
+from curate.io.readers import read_rows
 from curate.schema import Kind, Record, detect_kind, validate_row
 from curate.steps.base import BuildContext
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from curate.store import AuthError, ReviewStore
+from curate.review.store import AuthError, ReviewStore
 
 ITEMS = [{"prompt": f"question {i}?", "answers": [f"answer {i}a", f"answer {i}b"]} for i in range(3)]
 

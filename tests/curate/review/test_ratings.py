@@ -10,10 +10,10 @@ import pytest
 
 from curate.errors import CurateError
 from curate.pipeline import build
-from curate.ratings import RatingRules, derive
 from curate.recipe import load_recipe, recipe_from_dict
+from curate.review.ratings import RatingRules, derive
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def rated(prompt: str, response: str, *ratings: int, flag: str | None = None) -> list[dict]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from curate.cli import app
-from curate.store import ReviewStore
+from curate.review.store import ReviewStore
 
 
 def curate(*args: str, db: str) -> tuple[int, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from curate.store import ReviewStore, shown_order
+from curate.review.store import ReviewStore, shown_order
 
 ANSWERS = ["first", "second", "third", "fourth"]
 

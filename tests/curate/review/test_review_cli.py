@@ -17,9 +17,9 @@ import pytest
 from typer.testing import CliRunner
 
 from curate.cli import app
-from curate.store import ReviewStore
+from curate.review.store import ReviewStore
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def curate(*args: str, db: str) -> tuple[int, str]:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from store_helpers import labeler, run_at_once
 
 from curate.errors import CurateError
-from curate.store import MIGRATIONS, AuthError, CompareTask, RatingTask, ReviewStore
+from curate.review.store import MIGRATIONS, AuthError, CompareTask, RatingTask, ReviewStore
 
 ITEMS = [
     {"prompt": f"question {i}?", "answers": [f"answer {i}a", f"answer {i}b"], "models": ["m-a", "m-b"]}
@@ -91,7 +91,7 @@ def test_migrations_match_the_models(db_url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from curate.store_models import Base
+    from curate.review.models import Base
 
     store = open_store(db_url)
     with store.engine.connect() as conn:

@@ -10,8 +10,8 @@ from sqlalchemy import text
 from store_helpers import labeler, run_at_once
 
 from curate.errors import CurateError
-from curate.store import ReviewStore
-from curate.store_models import utcnow
+from curate.review.models import utcnow
+from curate.review.store import ReviewStore
 
 TWO_ANSWERS = [{"prompt": "question?", "answers": ["answer a", "answer b"]}]
 

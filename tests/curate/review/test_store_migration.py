@@ -7,7 +7,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, text
 
-from curate.store import MIGRATIONS, ReviewStore
+from curate.review.store import MIGRATIONS, ReviewStore
 
 PROJECT, ITEM = "(SELECT id FROM projects)", "(SELECT id FROM items)"
 ANN, BEN = "(SELECT id FROM labelers WHERE name = 'ann')", "(SELECT id FROM labelers WHERE name = 'ben')"

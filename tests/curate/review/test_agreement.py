@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from curate.agreement import krippendorff_alpha, labeler_bias, pairwise_spearman, zscore_calibrate
+from curate.review.agreement import krippendorff_alpha, labeler_bias, pairwise_spearman, zscore_calibrate
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def long(matrix: list[list[float]]) -> pd.DataFrame:

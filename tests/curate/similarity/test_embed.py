@@ -10,11 +10,11 @@ import pytest
 import torch
 from sentence_transformers import SentenceTransformer
 
-import curate.embed as embed
-from curate.embed import Embedder, EmbeddingCache, encode
+import curate.similarity.embed as embed
 from curate.errors import CurateError
+from curate.similarity.embed import Embedder, EmbeddingCache, encode
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _texts(n: int) -> list[str]:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from curate.store import AuthError, LoginLimit, LoginLocked, ReviewStore
-from curate.store_models import LoginThrottle
+from curate.review.models import LoginThrottle
+from curate.review.store import AuthError, LoginLimit, LoginLocked, ReviewStore
 
 BAD_LOGIN = "unknown labeler or wrong password (an admin can add you or reset your password)"
 LIMIT = LoginLimit(max_failures=3, window=timedelta(minutes=10), lockout=timedelta(minutes=15))
