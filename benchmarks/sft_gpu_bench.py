@@ -39,7 +39,7 @@ def _free() -> None:
 
 
 def _summary(name: str, seconds: float, tokens: int, log_history: list[dict[str, Any]]) -> dict[str, Any]:
-    from train.sft import loss_curve
+    from train.run import loss_curve
 
     curve = loss_curve(log_history)
     evals = [e["eval_loss"] for e in curve if "eval_loss" in e]

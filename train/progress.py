@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -9,6 +10,11 @@ from transformers import TrainerCallback
 
 from curate.console import console
 from train.config import BaseRecipe, print_recipe
+
+
+def is_main_process() -> bool:
+    """True outside distributed runs, and on global rank 0 under accelerate/torchrun (both set RANK): it alone prints."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def silence_library_progress() -> None:
@@ -24,8 +30,18 @@ def announce(recipe: BaseRecipe, title: str, quiet: bool) -> None:
     """What a `train` verb shows before it starts: the recipe, or with `--quiet` nothing (library bars off too)."""
     if quiet:
         silence_library_progress()
-    else:
+    elif is_main_process():
         print_recipe(recipe, title)
+
+
+def show_progress(trainer: Any, verb: str, quiet: bool) -> None:
+    """Put our progress in place of the trainer's tqdm bar and printed log dicts (nothing with --quiet)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+    if not quiet:
+        trainer.add_callback(RichProgress(f"train {verb}"))
 
 
 class RichProgress(TrainerCallback):

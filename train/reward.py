@@ -21,11 +21,20 @@ from typing import Annotated, Any, Optional
 import typer
 from pydantic import Field
 
-from curate.console import console, user_errors
+from curate.console import user_errors
 from curate.errors import CurateError
 from train import options
 from train.config import BaseRecipe, _Section
 from train.progress import announce
+from train.run import (
+    open_run,
+    pick_max_length,
+    print_summary,
+    run_dir_for,
+    train_and_evaluate,
+    training_arguments,
+    write_card,
+)
 from train.score import TextFormat, preference_row, reward_scores
 
 
@@ -95,53 +104,14 @@ def reward_peft_config(recipe: RewardRecipe, model: Any) -> Any:
     return lora_config(lora, task_type="SEQ_CLS")
 
 
-def reward_config(
-    recipe: RewardRecipe, output_dir: Path, has_eval: bool, max_length: int | None, quiet: bool = True
-) -> Any:
-    """TRL RewardConfig from the recipe: eval + save each epoch, keep the best by eval loss (as `train sft`)."""
-    import torch
+def reward_config(recipe: RewardRecipe, output_dir: Path, has_eval: bool, max_length: int | None) -> Any:
+    """TRL's RewardConfig: the keys every verb shares (train/run.py) plus the reward loss's own."""
     from trl import RewardConfig
 
-    from train.model import resolve_dtype
-
-    t, m = recipe.training, recipe.memory
-    dtype = resolve_dtype(m.compute_dtype if m.quantize != "none" else recipe.model.dtype)
-    on_gpu = torch.cuda.is_available()
-    evaluate = has_eval and t.eval_each_epoch
-    keep_best = evaluate and t.save_each_epoch and t.keep_best
     return RewardConfig(
-        output_dir=str(output_dir),
-        num_train_epochs=t.epochs,
-        max_steps=t.max_steps,
-        learning_rate=t.learning_rate,
-        lr_scheduler_type=t.lr_scheduler,
-        warmup_steps=t.warmup_steps or t.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the steps
-        per_device_train_batch_size=t.batch_size,
-        per_device_eval_batch_size=t.eval_batch_size or t.batch_size,
-        gradient_accumulation_steps=t.gradient_accumulation_steps,
-        optim=t.optim,
-        weight_decay=t.weight_decay,
-        max_grad_norm=t.max_grad_norm,
-        seed=t.seed,
-        # Mixed precision only on a GPU (TRL defaults bf16=True); CPU runs stay fp32.
-        bf16=on_gpu and dtype == torch.bfloat16,
-        fp16=on_gpu and dtype == torch.float16,
-        gradient_checkpointing=m.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if m.gradient_checkpointing else None,
-        eval_strategy="epoch" if evaluate else "no",
-        save_strategy="epoch" if t.save_each_epoch else "no",
-        save_total_limit=t.save_total_limit,
-        load_best_model_at_end=keep_best,
-        metric_for_best_model="eval_loss" if keep_best else None,
-        greater_is_better=False if keep_best else None,
+        **training_arguments(recipe, output_dir, has_eval),
         max_length=max_length,
         center_rewards_coefficient=recipe.reward.center_rewards_coefficient,
-        logging_steps=recipe.logging.logging_steps,
-        report_to=recipe.logging.report_to,
-        push_to_hub=recipe.logging.push_to_hub,
-        hub_model_id=recipe.logging.hub_model_id,
-        disable_tqdm=quiet,
-        dataloader_pin_memory=on_gpu,
     )
 
 
@@ -153,17 +123,19 @@ def build_trainer(
     test: Any,
     output_dir: Path,
     max_length: int | None,
-    quiet: bool = True,
+    args: Any = None,
 ) -> Any:
-    """A TRL RewardTrainer on (prompt, chosen, rejected[, margin]) splits; LoRA when the recipe asks."""
-    from transformers import PrinterCallback
+    """A TRL RewardTrainer on (prompt, chosen, rejected[, margin]) splits; LoRA when the recipe asks.
+
+    `args` is the run's RewardConfig (made from the recipe when not given).
+    """
     from trl import RewardTrainer
 
     if not recipe.reward.use_margin:
         train = train.remove_columns([c for c in ("margin",) if c in train.column_names])
         if test is not None:
             test = test.remove_columns([c for c in ("margin",) if c in test.column_names])
-    args = reward_config(recipe, output_dir, test is not None, max_length, quiet)
+    args = args or reward_config(recipe, output_dir, test is not None, max_length)
     trainer = RewardTrainer(
         model=model,
         args=args,
@@ -172,8 +144,6 @@ def build_trainer(
         processing_class=tokenizer,
         peft_config=reward_peft_config(recipe, model) if recipe.lora.enabled else None,
     )
-    if quiet:  # with tqdm off, transformers prints every log dict instead
-        trainer.remove_callback(PrinterCallback)
     if args.bf16 or args.fp16:
         upcast_trainable(trainer.model)
     return trainer
@@ -242,14 +212,10 @@ def evaluate_pairs(model: Any, tokenizer: Any, test: Any, text_format: TextForma
 
 def train_reward(recipe: RewardRecipe, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> RewardRun:
     """Train a reward model on `recipe.dataset.path`; write adapter (+ head) or model, tokenizer and run card."""
-    import time
-
     from transformers import AutoModelForSequenceClassification
 
-    from train.card import hardware, now, peak_memory, reset_peak_memory, versions, write_run_card
     from train.data import load_data
-    from train.model import describe, load_model, load_tokenizer, model_path
-    from train.sft import DEFAULT_MAX_LENGTH, loss_curve, prepare_run_dir
+    from train.model import load_model, load_tokenizer
 
     if not recipe.dataset.path:
         raise CurateError("no training data: pass --data EXPORT_DIR (a preference export: prompt, chosen, rejected)")
@@ -264,71 +230,39 @@ def train_reward(recipe: RewardRecipe, resume: bool = False, overwrite: bool = F
     data = load_data(recipe.dataset.path, "reward")
     if "prompt" not in data.columns:
         raise CurateError(f"{data.source}: `train reward` needs a `prompt` column beside chosen and rejected")
-    run_dir = Path(recipe.logging.output_dir or f"runs/{data.name}-reward")
-    checkpoint = prepare_run_dir(run_dir, resume, overwrite)
     tokenizer = load_tokenizer(recipe.model.name, recipe.tokenizer.padding_side, recipe.tokenizer.pad_token)
-    model = load_model(recipe.model, recipe.memory, AutoModelForSequenceClassification, num_labels=1)
     text_format = text_format_for(data.manifest, tokenizer, recipe.reward.chat_template)
     test = data.eval if data.eval is not None and len(data.eval) else None
-    max_length = recipe.tokenizer.max_length or data.recommended_max_length or DEFAULT_MAX_LENGTH
+    max_length = pick_max_length(recipe, data)
+    args = reward_config(recipe, run_dir_for(recipe, data.name, "reward"), test is not None, max_length)
+    run = open_run("reward", args, resume, overwrite)
+    model = load_model(recipe.model, recipe.memory, AutoModelForSequenceClassification, num_labels=1)
     trainer = build_trainer(
         model,
         tokenizer,
         recipe,
         to_text_format(data.dataset["train"], text_format),
         to_text_format(test, text_format) if test is not None else None,
-        run_dir,
+        run.dir,
         max_length,
-        quiet,
+        args,
     )
-    reset_peak_memory()
-    started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=checkpoint)
-    seconds = time.perf_counter() - started
-    memory = peak_memory()
-    tokens = int(getattr(trainer, "_total_train_tokens", 0))  # TRL's count of chosen + rejected tokens (no padding)
-    trainer.save_model(str(run_dir))  # LoRA: adapter + the `score` head (modules_to_save); full: the whole model
-    if recipe.logging.push_to_hub:
-        trainer.push_to_hub()
-
-    metrics: dict[str, Any] = {"train_loss": result.training_loss, "global_step": result.global_step}
-    if test is not None:
-        metrics.update(trainer.evaluate())  # eval_loss, eval_accuracy (TRL's, on the same pairs)
-        metrics.update(evaluate_pairs(trainer.model, tokenizer, test, text_format, recipe.reward.score_batch_size))
-    if trainer.state.best_metric is not None:
-        metrics["best_eval_loss"] = trainer.state.best_metric
-        metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
-    card: dict[str, Any] = {
-        "name": run_dir.name,
-        "verb": "reward",
-        "base_model": recipe.model.name,
-        "base_model_path": model_path(recipe.model.name),
+    trained = train_and_evaluate(trainer, run, recipe, quiet)
+    if test is not None:  # pairwise accuracy and Spearman vs ratings, scored as `train score` scores
+        trained.metrics.update(
+            evaluate_pairs(trainer.model, tokenizer, test, text_format, recipe.reward.score_batch_size)
+        )
+    own = {
         "head": "AutoModelForSequenceClassification, num_labels=1 (the reward)",
         "data": {
-            "source": data.source,
-            "name": data.name,
-            "content_hash": data.content_hash,
             "template": text_format.template,
             "format": text_format.format,
             "margin": recipe.reward.use_margin and "margin" in data.columns,
-            "rows": {split: len(rows) for split, rows in data.dataset.items()},
         },
-        "quantization": recipe.memory.model_dump(),
-        "lora": recipe.lora.model_dump() if recipe.lora.enabled else None,
-        "model": describe(trainer.model),
-        "hyperparameters": {**recipe.training.model_dump(), **recipe.reward.model_dump(), "max_length": max_length},
-        "metrics": metrics,
-        "loss_curve": loss_curve(trainer.state.log_history),
-        "throughput": {"train_tokens": tokens, "seconds": round(seconds, 2), "tokens_per_second": tokens / seconds},
-        "peak_memory": memory,
-        "hardware": hardware(),
-        "versions": versions(),
-        "resumed_from": checkpoint,
-        "recipe": recipe.model_dump(mode="json"),
-        "finished_at": now(),
+        "hyperparameters": {**recipe.reward.model_dump(), "max_length": max_length},
     }
-    write_run_card(run_dir, card)
-    return RewardRun(run_dir, trainer.model, tokenizer, text_format, metrics)
+    write_card(run, trainer, recipe, data, trained, own)
+    return RewardRun(run.dir, trainer.model, tokenizer, text_format, trained.metrics)
 
 
 @user_errors
@@ -417,8 +351,5 @@ def reward_command(
     announce(recipe, f"train reward · {config or 'command line'}", quiet)
     run = train_reward(recipe, resume=resume, overwrite=overwrite, quiet=quiet)
     if not quiet:
-        shown = {k: v for k, v in run.metrics.items() if k.startswith("test_") and isinstance(v, float)}
-        console.print(f"[bold]train reward[/] done: {' · '.join(f'{k} {v:.4f}' for k, v in shown.items())}")
-        console.print(
-            f"run written to [bold]{run.run_dir}[/] (adapter + score head, tokenizer, run_card.json, README.md)"
-        )
+        shown = [k for k in run.metrics if k.startswith("test_")]
+        print_summary(run.run_dir, shown, "adapter + score head, tokenizer, run_card.json, README.md")

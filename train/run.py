@@ -1,0 +1,279 @@
+"""What every `train` verb shares: the run directory, recipe -> TRL config, progress, timing,
+memory, metrics, the run card and resume. A verb's own module keeps only what is its own.
+
+A run, top to bottom (train/sft.py is the shortest complete verb):
+
+    data = load_data(recipe.dataset.path, "sft")                         # train/data.py
+    run_dir = run_dir_for(recipe, data.name, "sft")
+    args = SFTConfig(**training_arguments(recipe, run_dir, has_eval), max_length=...)  # + the verb's keys
+    run = open_run("sft", args, resume, overwrite)    # fresh, overwritten or resumed; before the model loads
+    trainer = SFTTrainer(model=..., args=args, ...)
+    trained = train_and_evaluate(trainer, run, recipe, quiet)   # progress, timing, memory, eval, save
+    write_card(run, trainer, recipe, data, trained, {...the verb's own card fields...})
+
+How to add a verb (`train dpo`, `ppo`, `rloo`, `grpo`, `classify`):
+1. Recipe: a `BaseRecipe` subclass with a section of the verb's own keys, each declared once as
+   `Field(default=..., description=...)` (see `RewardRecipe`); flags and `--help` follow from it.
+2. Config and trainer: `DPOConfig(**training_arguments(recipe, run_dir, has_eval), beta=...)` — every
+   TrainingArguments keyword comes from `training_arguments`, the verb adds only its trainer's own —
+   and its TRL trainer (TRL's config/trainer pairs are the model).
+3. Run: `open_run` before loading the model, `train_and_evaluate`, then `write_card` with the verb's
+   own card fields and metrics (e.g. reward accuracy on the test pairs); `print_summary` at the end.
+4. Command: `<verb>_command` in the verb's module, registered in train/cli.py with one line.
+A loop TRL does not ship (PPO) opens its run with `open_run` and ends with `write_card` the same way,
+so its run directory, card and resume behave like every other verb's.
+
+Under `accelerate launch` / `torchrun` every process runs the verb: the main process prepares the
+run directory while the others wait, and only it prints, saves and writes the card; the card
+records the world size and the effective batch size (per-device batch x accumulation x processes).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from curate.console import console
+from curate.errors import CurateError
+from train.card import CARD, hardware, now, peak_memory, read_run_card, reset_peak_memory, versions, write_run_card
+from train.config import BaseRecipe
+from train.data import TrainData
+from train.model import describe, model_path, resolve_dtype
+from train.progress import is_main_process, show_progress
+
+# -- the run directory ----------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """A run directory opened for one verb: where it writes, and the checkpoint it resumes from."""
+
+    verb: str
+    dir: Path
+    resumed_from: str | None = None
+
+
+def run_dir_for(recipe: BaseRecipe, data_name: str, verb: str) -> Path:
+    """The recipe's `logging.output_dir`, else runs/<data name>-<verb>."""
+    return Path(recipe.logging.output_dir or f"runs/{data_name}-{verb}")
+
+
+def is_run_dir(path: Path) -> bool:
+    """A directory `train` wrote: it has a run card, or checkpoints of a run that stopped before its card."""
+    return (path / CARD).is_file() or any(path.glob("checkpoint-*"))
+
+
+def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> str | None:
+    """Create the run directory; return the checkpoint to resume from (None for a fresh run)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if resume:
+        last = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
+        if last is None:
+            raise CurateError(f"--resume: no checkpoint-* directory in {run_dir} to resume from")
+        return last
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not is_run_dir(run_dir):  # --overwrite deletes the directory: only ever one of our runs
+            raise CurateError(
+                f"{run_dir} exists and is not a training run (no run_card.json or checkpoint-*): "
+                "refusing to use it; choose another --out or remove it yourself"
+            )
+        if not overwrite:
+            raise CurateError(
+                f"{run_dir} already holds a run: pass --resume to continue it or --overwrite to start over"
+            )
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return None
+
+
+def open_run(verb: str, args: Any, resume: bool, overwrite: bool) -> Run:
+    """Prepare `args.output_dir` for a fresh, overwritten or resumed run (call it before loading the model).
+
+    Under several processes the main one goes first (it may delete an old run); the others then
+    find the directory ready and the same checkpoint, or fail with the same error.
+    """
+    run_dir = Path(args.output_dir)
+    with args.main_process_first(local=False, desc="run directory"):
+        checkpoint = prepare_run_dir(run_dir, resume, overwrite)
+    return Run(verb, run_dir, checkpoint)
+
+
+# -- recipe -> TrainingArguments -----------------------------------------------------------------
+
+DEFAULT_MAX_LENGTH = 1024  # TRL's own default, for data without a recommended max_length
+
+
+def pick_max_length(recipe: BaseRecipe, data: TrainData) -> int:
+    """The recipe's max_length, else the export's recommended one, else TRL's default (1024)."""
+    return recipe.tokenizer.max_length or data.recommended_max_length or DEFAULT_MAX_LENGTH
+
+
+def training_arguments(recipe: BaseRecipe, run_dir: Path, has_eval: bool) -> dict[str, Any]:
+    """The TrainingArguments keywords every TRL config takes (SFTConfig, RewardConfig, DPOConfig, ...).
+
+    Eval and save each epoch, keep the best checkpoint by eval loss; mixed precision only on a GPU
+    (TRL defaults bf16=True; CPU runs stay fp32); our own progress instead of tqdm bars.
+    """
+    import torch
+
+    t, memory = recipe.training, recipe.memory
+    dtype = resolve_dtype(memory.compute_dtype if memory.quantize != "none" else recipe.model.dtype)
+    on_gpu = torch.cuda.is_available()
+    evaluate = has_eval and t.eval_each_epoch
+    keep_best = evaluate and t.save_each_epoch and t.keep_best
+    return {
+        "output_dir": str(run_dir),
+        "num_train_epochs": t.epochs,
+        "max_steps": t.max_steps,
+        "learning_rate": t.learning_rate,
+        "lr_scheduler_type": t.lr_scheduler,
+        # transformers 5 folds warmup_ratio into warmup_steps: a float < 1 is a ratio of the total steps.
+        "warmup_steps": t.warmup_steps or t.warmup_ratio,
+        "per_device_train_batch_size": t.batch_size,
+        "per_device_eval_batch_size": t.eval_batch_size or t.batch_size,
+        "gradient_accumulation_steps": t.gradient_accumulation_steps,
+        "optim": t.optim,
+        "weight_decay": t.weight_decay,
+        "max_grad_norm": t.max_grad_norm,
+        "train_sampling_strategy": "group_by_length" if t.group_by_length else "random",
+        "seed": t.seed,
+        "eval_strategy": "epoch" if evaluate else "no",
+        "save_strategy": "epoch" if t.save_each_epoch else "no",
+        "save_total_limit": t.save_total_limit,
+        "load_best_model_at_end": keep_best,
+        "metric_for_best_model": "eval_loss" if keep_best else None,
+        "greater_is_better": False if keep_best else None,
+        "gradient_checkpointing": memory.gradient_checkpointing,
+        "gradient_checkpointing_kwargs": {"use_reentrant": False} if memory.gradient_checkpointing else None,
+        "bf16": on_gpu and dtype == torch.bfloat16,
+        "fp16": on_gpu and dtype == torch.float16,
+        "logging_steps": recipe.logging.logging_steps,
+        "report_to": recipe.logging.report_to,
+        "push_to_hub": recipe.logging.push_to_hub,
+        "hub_model_id": recipe.logging.hub_model_id,
+        "disable_tqdm": True,  # eval batches too: `show_progress` draws ours
+        "dataloader_pin_memory": on_gpu,
+    }
+
+
+# -- training, measured --------------------------------------------------------------------------
+
+
+@dataclass
+class Trained:
+    """What `train_and_evaluate` measured: final metrics, throughput and peak memory."""
+
+    metrics: dict[str, Any]
+    throughput: dict[str, Any]
+    peak_memory: dict[str, Any]
+
+
+def train_and_evaluate(trainer: Any, run: Run, recipe: BaseRecipe, quiet: bool) -> Trained:
+    """Train (resuming when asked), evaluate, and save the model into the run directory; measure it all."""
+    show_progress(trainer, run.verb, quiet)
+    reset_peak_memory()
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=run.resumed_from)
+    seconds = time.perf_counter() - started
+    memory = peak_memory()
+    tokens = int(getattr(trainer, "_total_train_tokens", 0))  # TRL's own count of the non-pad tokens trained on
+    trainer.save_model(str(run.dir))  # adapter (with any modules_to_save) or full model, + tokenizer
+    if recipe.logging.push_to_hub:
+        trainer.push_to_hub()
+    metrics: dict[str, Any] = {"train_loss": result.training_loss, "global_step": result.global_step}
+    if trainer.eval_dataset is not None:
+        metrics.update(trainer.evaluate())
+    if trainer.state.best_metric is not None:
+        metrics["best_eval_loss"] = trainer.state.best_metric
+        metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
+    throughput = {"train_tokens": tokens, "seconds": round(seconds, 2), "tokens_per_second": tokens / seconds}
+    return Trained(metrics, throughput, memory)
+
+
+def loss_curve(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Training and eval losses by step, from the trainer's log history."""
+    keep = ("loss", "eval_loss")
+    return [
+        {"step": e["step"], "epoch": round(e.get("epoch", 0.0), 3), **{k: e[k] for k in keep if k in e}}
+        for e in log_history
+        if any(k in e for k in keep)
+    ]
+
+
+# -- the run card --------------------------------------------------------------------------------
+
+
+def write_card(
+    run: Run, trainer: Any, recipe: BaseRecipe, data: TrainData, trained: Trained, own: dict[str, Any]
+) -> dict[str, Any]:
+    """Build the run card (what every verb records, updated with the verb's `own` fields); the main process writes it.
+
+    `own` is merged one level deep: `{"data": {"format": ...}}` replaces that one key of the data section.
+    """
+    args = trainer.args
+    card: dict[str, Any] = {
+        "name": run.dir.name,
+        "verb": run.verb,
+        "base_model": recipe.model.name,
+        "base_model_path": model_path(recipe.model.name or ""),
+        "data": {
+            "source": data.source,
+            "name": data.name,
+            "content_hash": data.content_hash,
+            "template": data.template,
+            "format": "+".join(data.format),
+            "rows": {split: len(rows) for split, rows in data.dataset.items()},
+        },
+        "quantization": recipe.memory.model_dump(),
+        "lora": recipe.lora.model_dump() if recipe.lora.enabled else None,
+        "model": describe(trainer.model),
+        "hyperparameters": recipe.training.model_dump(),
+        "distributed": {
+            "world_size": args.world_size,
+            "per_device_batch_size": args.per_device_train_batch_size,
+            "gradient_accumulation_steps": args.gradient_accumulation_steps,
+            "effective_batch_size": args.per_device_train_batch_size
+            * args.gradient_accumulation_steps
+            * args.world_size,
+        },
+        "metrics": trained.metrics,
+        "loss_curve": loss_curve(trainer.state.log_history),
+        "throughput": trained.throughput,
+        "peak_memory": trained.peak_memory,
+        "hardware": hardware(),
+        "versions": versions(),
+        "resumed_from": run.resumed_from,
+    }
+    for key, value in own.items():
+        card[key] = {**card[key], **value} if isinstance(card.get(key), dict) and isinstance(value, dict) else value
+    card.update(recipe=recipe.model_dump(mode="json"), finished_at=now())
+    if trainer.is_world_process_zero():  # under accelerate/torchrun one process writes the card
+        write_run_card(run.dir, card)
+    return card
+
+
+def print_summary(
+    run_dir: Path, shown: Sequence[str], written: str = "adapter, tokenizer, run_card.json, README.md"
+) -> dict[str, Any] | None:
+    """What a user reads at the end: the chosen metrics, throughput and where the run went; returns the card.
+
+    Only the main process prints (and gets the card); the others return None.
+    """
+    from rich.markup import escape
+
+    if not is_main_process():
+        return None
+    card = read_run_card(run_dir)
+    metrics = card["metrics"]
+    parts = [f"{k} {metrics[k]:.4g}" for k in shown if isinstance(metrics.get(k), (int, float))]
+    console.print(f"[bold]train {card['verb']}[/] done: {' · '.join(parts)}")
+    console.print(
+        f"{card['throughput']['tokens_per_second']:.0f} tokens/s · peak memory {card['peak_memory']} · "
+        f"run written to [bold]{escape(str(run_dir))}[/] ({written})"
+    )
+    return card
