@@ -183,10 +183,12 @@ def main() -> None:
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("this benchmark needs a CUDA GPU")
-    if args.max_length is None:
-        from curate.io.export import read_manifest
+    if args.max_length is None:  # as `train sft` picks it: recounted when the export used another tokenizer
+        from train.data import export_max_length, load_data
+        from train.model import load_tokenizer
 
-        args.max_length = read_manifest(args.data)["lengths"]["recommended_max_length"]
+        args.max_length, why = export_max_length(load_data(args.data, "sft"), args.model, load_tokenizer(args.model))
+        print(f"max_length {args.max_length}: {why}")
     torch.ones(1024, 1024, device="cuda").matmul(torch.ones(1024, 1024, device="cuda"))  # CUDA context up front
 
     qlora = {"memory.quantize": "4bit", "memory.gradient_checkpointing": True, "tokenizer.max_length": args.max_length}

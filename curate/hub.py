@@ -55,6 +55,20 @@ def resolve_model(name: str) -> ModelRef:
     return ModelRef(name)
 
 
+def same_model(a: str, b: str) -> bool:
+    """Whether two names denote one model: equal, aliases of one offline model, or paths to one local directory/file."""
+    return a == b or _identity(a) == _identity(b)
+
+
+def _identity(name: str) -> tuple[str, str | None]:
+    try:
+        ref = resolve_model(name)
+    except CurateError:  # e.g. an alias whose package is not installed: only its own name matches it
+        return name, None
+    path = Path(ref.path).expanduser()
+    return (str(path.resolve()) if path.exists() else ref.path), ref.gguf_file
+
+
 def load_tokenizer(name: str) -> Any:
     """Load a tokenizer by name/path (offline aliases included) with a clear error on failure."""
     from transformers import AutoTokenizer

@@ -7,12 +7,12 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from curate.errors import CurateError
 from curate.io.card import render_card
 from curate.io.export import SPLITS, check_replaceable, write_export
 from curate.io.ingest import Ingested, ingest, source_hashes
+from curate.io.manifest import MANIFEST, BuildInfo, Counts, Manifest, SourceInfo, StepCount
 from curate.recipe import BuildRecipe
 from curate.review.ratings import RatingRules
 from curate.schema import DEDUPE_FIELDS, Kind
@@ -44,7 +44,7 @@ class BuildResult:
     """Where the export went and its manifest."""
 
     out: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
 
 def build_steps(recipe: BuildRecipe, kind: Kind) -> list[Step]:
@@ -101,7 +101,7 @@ def build(recipe: BuildRecipe, quiet: bool = False, ingested: Ingested | None = 
     """
     if not recipe.out:
         raise CurateError("no output directory: pass --out DIR (or set `out:` in the recipe)")
-    check_replaceable(Path(recipe.out).resolve(), "manifest.json")  # before the work, not after it
+    check_replaceable(Path(recipe.out).resolve(), MANIFEST)  # before the work, not after it
     with BuildContext(quiet=quiet) as ctx:
         if ingested is None:
             ingested = ingest(recipe.inputs, recipe.kind, recipe.map, recipe.ignore, recipe.skip_invalid, ctx)
@@ -115,26 +115,32 @@ def build(recipe: BuildRecipe, quiet: bool = False, ingested: Ingested | None = 
         kind = output_kind(recipe.derive, kind)
     splits = {s: [{"id": r.id, **r.data} for r in records if r.extra.get("split") == s] for s in SPLITS}
     columns = list(next(iter(r for rows in splits.values() for r in rows), {}).keys())
-    manifest: dict[str, Any] = {
-        "name": recipe.export_name,
-        "kind": kind.value,
-        "columns": columns,
-        "counts": {
-            "rows_read": ingested.rows_read,
-            "invalid": len(ingested.invalid),
-            "splits": {s: len(rows) for s, rows in splits.items()},
-        },
-        "steps": [
-            {"step": s.step, "rows_in": s.rows_in, "rows_out": s.rows_out, "dropped": s.dropped, "seconds": s.seconds}
+    info = BuildInfo(
+        name=recipe.export_name,
+        kind=kind,
+        columns=columns,
+        counts=Counts(
+            rows_read=ingested.rows_read,
+            invalid=len(ingested.invalid),
+            splits={s: len(rows) for s, rows in splits.items()},
+        ),
+        steps=[
+            StepCount(step=s.step, rows_in=s.rows_in, rows_out=s.rows_out, dropped=s.dropped, seconds=s.seconds)
             for s in ctx.stats
         ],
-        "dropped_reasons": dict(Counter(f"{d.step}: {d.reason}" for d in ctx.dropped)),
-        **ctx.manifest,
-        "sources": source_hashes(recipe.inputs),
-        "recipe": recipe.model_dump(mode="json"),
-        "versions": tool_versions(),
-    }
+        dropped_reasons=dict(Counter(f"{d.step}: {d.reason}" for d in ctx.dropped)),
+        **dict(ctx.manifest),
+        sources=[SourceInfo(**source) for source in source_hashes(recipe.inputs)],
+        recipe=recipe.model_dump(mode="json"),
+        versions=tool_versions(),
+    )
     manifest = write_export(
-        Path(recipe.out), splits, manifest, render_card, ctx.dropped_rows(), ingested.invalid, ctx.artifacts
+        Path(recipe.out),
+        splits,
+        info,
+        lambda m: render_card(m, ctx.card_sections),
+        ctx.dropped_rows(),
+        ingested.invalid,
+        ctx.artifacts,
     )
     return BuildResult(Path(recipe.out), manifest)

@@ -1,19 +1,21 @@
 """The one loader `train` uses: an export directory, a saved HF dataset, or a hub dataset -> DatasetDict.
 
-An export directory (what `curate build` writes) comes with its manifest: the record kind, the
-template the prompts were rendered with, the recommended max_length and the content hash that
-run cards record. Other datasets must already be in a TRL format; their columns are checked
-for the verb before any model is loaded.
+An export directory (what `curate build` writes) comes with its manifest (curate/io/manifest.py,
+validated on read): the record kind, the template the prompts were rendered with, the token
+lengths behind the recommended max_length and the content hash that run cards record. Other
+datasets must already be in a TRL format; their columns are checked for the verb before any
+model is loaded.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from curate.errors import CurateError
-from curate.io.export import read_manifest
+from curate.hub import same_model
+from curate.io.manifest import MANIFEST, Manifest, read_manifest
 
 # Column sets each verb accepts (TRL's standard dataset formats), and the record kinds of an export.
 FORMATS: dict[str, list[tuple[str, ...]]] = {
@@ -30,32 +32,28 @@ EVAL_SPLITS = ("test", "validation", "eval")
 
 @dataclass
 class TrainData:
-    """Train/eval splits plus what the export says about them (empty for non-export datasets)."""
+    """Train/eval splits plus what the export says about them (no manifest for non-export datasets)."""
 
     source: str
     dataset: Any  # datasets.DatasetDict with "train" and, when present, "test"
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: Manifest | None = None
 
     @property
     def is_export(self) -> bool:
-        return bool(self.manifest)
+        return self.manifest is not None
 
     @property
     def content_hash(self) -> str | None:
-        return self.manifest.get("content_hash")
+        return self.manifest.content_hash if self.manifest else None
 
     @property
     def template(self) -> str | None:
         """The template name the prompts were rendered with (None: plain text or not an export)."""
-        return (self.manifest.get("template") or {}).get("name")
-
-    @property
-    def recommended_max_length(self) -> int | None:
-        return (self.manifest.get("lengths") or {}).get("recommended_max_length")
+        return self.manifest.template.name if self.manifest and self.manifest.template else None
 
     @property
     def name(self) -> str:
-        return str(self.manifest.get("name") or Path(self.source.rstrip("/")).name or "data")
+        return self.manifest.name if self.manifest else Path(self.source.rstrip("/")).name or "data"
 
     @property
     def columns(self) -> list[str]:
@@ -77,13 +75,13 @@ class TrainData:
         return self.dataset.get("test")
 
 
-def _load(source: str) -> tuple[Any, dict[str, Any]]:
+def _load(source: str) -> tuple[Any, Manifest | None]:
     from datasets import DatasetDict, load_dataset, load_from_disk
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()
     path = Path(source)
-    if (path / "manifest.json").is_file():
+    if (path / MANIFEST).is_file():
         manifest = read_manifest(path)
         files = {s: str(f) for s in ("train", "test") for f in sorted((path / "data").glob(f"{s}-*.parquet"))}
         if "train" not in files:
@@ -91,7 +89,7 @@ def _load(source: str) -> tuple[Any, dict[str, Any]]:
         return load_dataset("parquet", data_files=files), manifest
     if path.is_dir() and ((path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file()):
         loaded = load_from_disk(str(path))
-        return (loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})), {}
+        return (loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})), None
     if path.exists() or source.startswith((".", "/", "~")):
         if not path.exists():
             raise CurateError(f"--data {source}: no such file or directory")
@@ -99,11 +97,11 @@ def _load(source: str) -> tuple[Any, dict[str, Any]]:
         suffix = path.suffix.lstrip(".") if path.is_file() else ""
         builder = {"jsonl": "json", "json": "json", "csv": "csv", "parquet": "parquet"}.get(suffix)
         try:
-            return (load_dataset(builder, data_files=str(path)) if builder else load_dataset(str(path))), {}
+            return (load_dataset(builder, data_files=str(path)) if builder else load_dataset(str(path))), None
         except (OSError, ValueError) as exc:
             raise CurateError(f"--data {source}: cannot load it as a dataset ({str(exc).splitlines()[0]})") from None
     try:
-        return load_dataset(source), {}
+        return load_dataset(source), None
     except Exception as exc:  # datasets raises many types for a missing hub dataset (offline, 404, ...)
         raise CurateError(
             f"--data {source}: not an export directory, saved dataset or reachable hub dataset ({exc})"
@@ -125,7 +123,7 @@ def _with_eval_split(dataset: Any) -> Any:
 
 def check_columns(data: TrainData, verb: str) -> None:
     """Fail with one clear line when the data cannot feed `train <verb>` (wrong kind or missing columns)."""
-    kind = data.manifest.get("kind")
+    kind = data.manifest.kind.value if data.manifest else None
     if kind and kind not in KINDS[verb]:
         raise CurateError(
             f"{data.source}: a '{kind}' export (columns {', '.join(data.columns)}) cannot train `train {verb}`, "
@@ -153,3 +151,29 @@ def load_data(source: str, verb: str) -> TrainData:
     data = TrainData(source=source, dataset=_with_eval_split(dataset), manifest=manifest)
     check_columns(data, verb)
     return data
+
+
+def export_max_length(
+    data: TrainData, model: str, tokenizer: Any, splits: list[Any] | None = None
+) -> tuple[int | None, str]:
+    """The export's recommended max_length, valid for `model`'s tokenizer, and one line saying where it came from.
+
+    The export counted tokens with the tokenizer in `manifest.lengths.tokenizer` (SmolLM2 by default); another
+    model's tokenizer splits the same text differently, so then the rows (`splits`, default every split, as the
+    trainer will see them) are recounted with `tokenizer` under the same rule (curate/lengths.py).
+    (None, reason) when the data carries no recommendation.
+    """
+    lengths = data.manifest.lengths if data.manifest else None
+    if lengths is None or lengths.recommended_max_length is None:
+        return None, "the data has no token-length analysis"
+    if same_model(lengths.tokenizer, model):
+        return lengths.recommended_max_length, f"the export's recommendation (counted with {lengths.tokenizer})"
+    from curate.lengths import length_stats, recommended_max_length, token_counts
+
+    rows = [row for split in (splits if splits is not None else data.dataset.values()) for row in split]
+    stats = length_stats(token_counts(rows, tokenizer))
+    recounted = recommended_max_length(stats.p99)
+    return recounted, (
+        f"recounted with {model}'s tokenizer (p99 {stats.p99:g} tokens): the export's "
+        f"{lengths.recommended_max_length} was counted with {lengths.tokenizer}"
+    )

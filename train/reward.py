@@ -23,6 +23,7 @@ from pydantic import Field
 
 from curate.console import user_errors
 from curate.errors import CurateError
+from curate.io.manifest import Manifest
 from train import options
 from train.config import BaseRecipe, _Section
 from train.progress import announce
@@ -64,7 +65,7 @@ class RewardRun:
     metrics: dict[str, Any]
 
 
-def text_format_for(manifest: dict[str, Any], tokenizer: Any, chat_template: bool) -> TextFormat:
+def text_format_for(manifest: Manifest | None, tokenizer: Any, chat_template: bool) -> TextFormat:
     """How prompts and answers reach the model: the export's own format, or chat turns for plain strings.
 
     An export written without a template holds bare question/answer strings, which TRL would glue
@@ -233,20 +234,15 @@ def train_reward(recipe: RewardRecipe, resume: bool = False, overwrite: bool = F
     tokenizer = load_tokenizer(recipe.model.name, recipe.tokenizer.padding_side, recipe.tokenizer.pad_token)
     text_format = text_format_for(data.manifest, tokenizer, recipe.reward.chat_template)
     test = data.eval if data.eval is not None and len(data.eval) else None
-    max_length = pick_max_length(recipe, data)
+    train_set = to_text_format(data.dataset["train"], text_format)
+    test_set = to_text_format(test, text_format) if test is not None else None
+    # A recount (export counted with another tokenizer) measures the pairs as the trainer will see them.
+    splits = [train_set] if test_set is None else [train_set, test_set]
+    max_length = pick_max_length(recipe, data, tokenizer, quiet, splits)
     args = reward_config(recipe, run_dir_for(recipe, data.name, "reward"), test is not None, max_length)
     run = open_run("reward", args, resume, overwrite)
     model = load_model(recipe.model, recipe.memory, AutoModelForSequenceClassification, num_labels=1)
-    trainer = build_trainer(
-        model,
-        tokenizer,
-        recipe,
-        to_text_format(data.dataset["train"], text_format),
-        to_text_format(test, text_format) if test is not None else None,
-        run.dir,
-        max_length,
-        args,
-    )
+    trainer = build_trainer(model, tokenizer, recipe, train_set, test_set, run.dir, max_length, args)
     trained = train_and_evaluate(trainer, run, recipe, quiet)
     if test is not None:  # pairwise accuracy and Spearman vs ratings, scored as `train score` scores
         trained.metrics.update(

@@ -41,7 +41,7 @@ from curate.console import console
 from curate.errors import CurateError
 from train.card import CARD, hardware, now, peak_memory, read_run_card, reset_peak_memory, versions, write_run_card
 from train.config import BaseRecipe
-from train.data import TrainData
+from train.data import TrainData, export_max_length
 from train.model import describe, model_path, resolve_dtype
 from train.progress import is_main_process, show_progress
 
@@ -108,9 +108,20 @@ def open_run(verb: str, args: Any, resume: bool, overwrite: bool) -> Run:
 DEFAULT_MAX_LENGTH = 1024  # TRL's own default, for data without a recommended max_length
 
 
-def pick_max_length(recipe: BaseRecipe, data: TrainData) -> int:
-    """The recipe's max_length, else the export's recommended one, else TRL's default (1024)."""
-    return recipe.tokenizer.max_length or data.recommended_max_length or DEFAULT_MAX_LENGTH
+def pick_max_length(
+    recipe: BaseRecipe, data: TrainData, tokenizer: Any, quiet: bool, splits: list[Any] | None = None
+) -> int:
+    """The recipe's max_length, else the export's recommended one for this model's tokenizer, else TRL's 1024.
+
+    Says in one line where an export-derived value came from (recounted when the export used another tokenizer;
+    `splits`: the rows as the trainer will see them, default the data's splits).
+    """
+    if recipe.tokenizer.max_length:
+        return recipe.tokenizer.max_length
+    recommended, why = export_max_length(data, str(recipe.model.name), tokenizer, splits)
+    if not quiet and recommended is not None:
+        console.print(f"max_length {recommended}: {why}", highlight=False)
+    return recommended or DEFAULT_MAX_LENGTH
 
 
 def training_arguments(recipe: BaseRecipe, run_dir: Path, has_eval: bool) -> dict[str, Any]:

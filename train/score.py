@@ -18,22 +18,23 @@ import typer
 
 from curate.console import console, user_errors
 from curate.errors import CurateError
+from curate.io.manifest import Manifest
 
 SCORE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
 
 @dataclass(frozen=True)
 class TextFormat:
-    """How the training export rendered prompt and answer: its template name and format (manifest["template"])."""
+    """How the training export rendered prompt and answer: its template name and format (manifest.template)."""
 
     template: str | None = None
     format: str = "prompt-completion"
 
     @classmethod
-    def from_manifest(cls, manifest: dict[str, Any] | None) -> TextFormat:
+    def from_manifest(cls, manifest: Manifest | None) -> TextFormat:
         """The format an export was written in; plain prompt/answer strings when there is no manifest."""
-        section = (manifest or {}).get("template") or {}
-        return cls(section.get("name"), section.get("format") or "prompt-completion")
+        section = manifest.template if manifest else None
+        return cls(section.name, section.format) if section else cls()
 
 
 def preference_row(prompt: str, answer: str, text_format: TextFormat) -> dict[str, Any]:

@@ -74,7 +74,7 @@ def run_sft(recipe: SFTRecipe, resume: bool = False, overwrite: bool = False, qu
         raise CurateError("no model: pass --model NAME (hub id, local directory, .gguf file or 'smollm2')")
     data = load_data(recipe.dataset.path, "sft")
     tokenizer = load_tokenizer(recipe.model.name, recipe.tokenizer.padding_side, recipe.tokenizer.pad_token)
-    max_length = pick_max_length(recipe, data)
+    max_length = pick_max_length(recipe, data, tokenizer, quiet)
     check_prompt_lengths(data, tokenizer, max_length)
     columns = [c for c in data.columns if c in ("prompt", "completion", "messages", "text")]
     train_set = data.dataset["train"].select_columns(columns)

@@ -29,33 +29,31 @@ def parse_map(pairs: list[str]) -> dict[str, str]:
 def print_summary(result: BuildResult) -> None:
     """The table a user reads after a build: rows through each step, rows per split, where it went."""
     manifest = result.manifest
-    table = Table(title=f"curate build: {manifest['name']} ({manifest['kind']})")
+    table = Table(title=f"curate build: {manifest.name} ({manifest.kind.value})")
     table.add_column("step")
     table.add_column("rows in", justify="right")
     table.add_column("dropped", justify="right")
     table.add_column("rows out", justify="right")
-    counts = manifest["counts"]
-    table.add_row(
-        "ingest", str(counts["rows_read"]), str(counts["invalid"]), str(counts["rows_read"] - counts["invalid"])
-    )
-    for step in manifest["steps"]:
-        table.add_row(step["step"], str(step["rows_in"]), str(step["dropped"]), str(step["rows_out"]))
-    for split, n in counts["splits"].items():
+    counts = manifest.counts
+    table.add_row("ingest", str(counts.rows_read), str(counts.invalid), str(counts.rows_read - counts.invalid))
+    for step in manifest.steps:
+        table.add_row(step.step, str(step.rows_in), str(step.dropped), str(step.rows_out))
+    for split, n in counts.splits.items():
         table.add_row(f"[bold]{split}[/]", "", "", f"[bold]{n}[/]")
     console.print(table)
-    console.print(f"Export written to [bold]{result.out}[/]: {', '.join(manifest['files'])}")
-    console.print(f"Columns: {', '.join(manifest['columns'])} · content hash {manifest['content_hash'][:23]}…")
-    lengths = manifest.get("lengths")
-    if lengths and lengths.get("stats"):
+    console.print(f"Export written to [bold]{result.out}[/]: {', '.join(manifest.files)}")
+    console.print(f"Columns: {', '.join(manifest.columns)} · content hash {manifest.content_hash[:23]}…")
+    lengths = manifest.lengths
+    if lengths and lengths.stats:
         console.print(
-            f"Token lengths ({lengths['tokenizer']}): p99 {lengths['stats']['p99']:g}, max {lengths['stats']['max']} "
-            f"→ recommended max_length [bold]{lengths['recommended_max_length']}[/]"
+            f"Token lengths ({lengths.tokenizer}): p99 {lengths.stats.p99:g}, max {lengths.stats.max} "
+            f"→ recommended max_length [bold]{lengths.recommended_max_length}[/]"
         )
-    cross = manifest.get("cross_split")
-    if cross and cross["flagged"]:
+    cross = manifest.cross_split
+    if cross and cross.flagged:
         console.print(
-            f"Cross-split check: {cross['flagged']} test rows near a train row (cosine >= {cross['threshold']:g}); "
-            f"action: {cross['action']} (see manifest.json 'cross_split')"
+            f"Cross-split check: {cross.flagged} test rows near a train row (cosine >= {cross.threshold:g}); "
+            f"action: {cross.action} (see manifest.json 'cross_split')"
         )
 
 

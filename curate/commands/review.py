@@ -24,7 +24,7 @@ from rich.text import Text
 from curate.commands.build import print_summary
 from curate.console import console, user_errors
 from curate.errors import CurateError, RowError
-from curate.io.export import read_manifest
+from curate.io.manifest import read_manifest
 from curate.io.readers import read_rows
 from curate.pipeline import BuildResult
 from curate.review.agreement import krippendorff_alpha, pairwise_spearman

@@ -1,6 +1,6 @@
 """Write an export directory atomically: Parquet splits, manifest.json, dataset card.
 
-Layout (DESIGN.md): data/{split}-00000-of-00001.parquet, manifest.json, README.md,
+Layout (docs/design.md): data/{split}-00000-of-00001.parquet, manifest.json (curate/io/manifest.py), README.md,
 duplicates.parquet (every dropped row and why), invalid_rows.jsonl (with
 --skip-invalid), plus any artifacts the steps made (e.g. lengths.png). Everything
 is written into a hidden temporary directory beside the target and renamed into
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import CurateError
+from curate.io.manifest import MANIFEST, BuildInfo, Manifest, parse_manifest
 
 SPLITS = ("train", "test")
 
@@ -100,15 +101,16 @@ def atomic_directory(target: Path, fill: Callable[[Path], None], marker: str) ->
 def write_export(
     out: Path,
     splits: dict[str, list[dict[str, Any]]],
-    manifest: dict[str, Any],
-    card: Callable[[dict[str, Any]], str],
+    info: BuildInfo,
+    card: Callable[[Manifest], str],
     dropped: list[dict[str, Any]],
     invalid: list[dict[str, Any]],
     artifacts: dict[str, bytes],
-) -> dict[str, Any]:
-    """Write the export directory; returns the final manifest (with content hash and files)."""
+) -> Manifest:
+    """Write the export directory; returns its manifest (`info` plus the content hash and the files)."""
     if not any(splits.values()):
         raise CurateError("no rows left to export: every row was dropped (see the summary above)")
+    written: list[Manifest] = []
 
     def fill(tmp: Path) -> None:
         (tmp / "data").mkdir()
@@ -122,21 +124,12 @@ def write_export(
             (tmp / "invalid_rows.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
         for name, payload in artifacts.items():
             (tmp / name).write_bytes(payload)
-        manifest["content_hash"] = content_hash(tmp)
-        manifest["files"] = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + [
-            "manifest.json",
-            "README.md",
-        ]
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + [MANIFEST, "README.md"]
+        manifest = Manifest(**dict(info), content_hash=content_hash(tmp), files=files)
+        text = manifest.to_json()
+        written.append(parse_manifest(text, f"{out}/{MANIFEST}"))  # what train will read back must validate
+        (tmp / MANIFEST).write_text(text, encoding="utf-8")
         (tmp / "README.md").write_text(card(manifest), encoding="utf-8")
 
-    atomic_directory(out, fill, marker="manifest.json")
-    return manifest
-
-
-def read_manifest(export_dir: str | Path) -> dict[str, Any]:
-    """Load an export's manifest.json, with a clear error when the directory is not an export."""
-    path = Path(export_dir) / "manifest.json"
-    if not path.is_file():
-        raise CurateError(f"{export_dir}: not a curate export (no manifest.json); build one with `curate build`")
-    return json.loads(path.read_text(encoding="utf-8"))
+    atomic_directory(out, fill, marker=MANIFEST)
+    return written[0]

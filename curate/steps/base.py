@@ -17,6 +17,7 @@ from typing import Any, ClassVar, TypeVar
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from curate.io.manifest import StepSections
 from curate.schema import Record
 
 T = TypeVar("T")
@@ -58,12 +59,13 @@ class StepStats:
 
 @dataclass
 class BuildContext:
-    """What steps share during one build: progress, drops, stats, manifest extras, artifacts."""
+    """What steps share during one build: progress, drops, stats, manifest sections, card sections, artifacts."""
 
     quiet: bool = False
     dropped: list[Dropped] = field(default_factory=list)
     stats: list[StepStats] = field(default_factory=list)
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: StepSections = field(default_factory=StepSections)  # each step fills its own typed section
+    card_sections: list[str] = field(default_factory=list)  # Markdown the steps add to the dataset card
     artifacts: dict[str, bytes] = field(default_factory=dict)  # extra files for the export root
     _progress: Progress | None = None
 

@@ -12,6 +12,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from curate.errors import CurateError
+from curate.io.manifest import CrossSplitInfo, CrossSplitPair
 from curate.schema import Record
 from curate.similarity.pair_search import search_pairs
 from curate.steps.base import BuildContext, Step
@@ -57,20 +58,22 @@ class CrossSplitCheck(Step):
                     similarity=round(float(best_sim[i]), 6),
                 )
             kept = [r for r in records if id(r) not in gone]
-        ctx.manifest[self.name] = {
-            "threshold": self.spec.threshold,
-            "embedder": self.spec.embedder,
-            "action": self.action,
-            "train_rows": len(train),
-            "test_rows": len(test),
-            "flagged": len(flagged),
-            "moved": len(affected) if self.action == "move" else 0,
-            "dropped": len(affected) if self.action == "drop" else 0,
-            "examples": [
-                {"test_id": test[i].id, "train_id": train[best_train[i]].id, "similarity": round(float(best_sim[i]), 6)}
+        ctx.manifest.cross_split = CrossSplitInfo(
+            threshold=self.spec.threshold,
+            embedder=self.spec.embedder,
+            action=self.action,
+            train_rows=len(train),
+            test_rows=len(test),
+            flagged=len(flagged),
+            moved=len(affected) if self.action == "move" else 0,
+            dropped=len(affected) if self.action == "drop" else 0,
+            examples=[
+                CrossSplitPair(
+                    test_id=test[i].id, train_id=train[best_train[i]].id, similarity=round(float(best_sim[i]), 6)
+                )
                 for i in flagged[:EXAMPLES]
             ],
-        }
+        )
         return kept
 
     def nearest_train(self, train: list[Record], test: list[Record], quiet: bool) -> tuple[np.ndarray, np.ndarray]:

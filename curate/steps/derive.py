@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from curate.errors import CurateError
+from curate.io.manifest import DeriveInfo
+from curate.recipe import RatingsConfig
 from curate.review.ratings import RatingRules, derive
 from curate.schema import Kind, Record
 from curate.steps.base import BuildContext, Step
@@ -48,16 +50,18 @@ class Derive(Step):
             origin = first[(row["prompt"], row["response"] if "response" in row else row["chosen"])]
             row_id = row.pop("id")
             derived.append(Record(id=row_id, data=row, source=origin.source, row=origin.row))
-        ctx.manifest["derive"] = {
-            "kind": self.derive_kind,
-            "rules": vars(self.rules),
-            "ratings": len(records),
-            "answers": result.answers,
-            "prompts": result.prompts,
-            "rows": len(derived),
-            "skipped": result.skipped,
-        }
-        ctx.manifest.setdefault("card_sections", []).append(self.card_section(result.skipped, len(derived)))
+        ctx.manifest.derive = DeriveInfo.model_validate(
+            {
+                "kind": self.derive_kind,
+                "rules": RatingsConfig(**vars(self.rules)),
+                "ratings": len(records),
+                "answers": result.answers,
+                "prompts": result.prompts,
+                "rows": len(derived),
+                "skipped": result.skipped,
+            }
+        )
+        ctx.card_sections.append(self.card_section(result.skipped, len(derived)))
         return derived
 
     def card_section(self, skipped: dict[str, int], rows: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from curate.io.manifest import LengthsInfo
 from curate.lengths import analyze, cached_tokenizer, histogram_png, token_counts
 from curate.schema import Record
 from curate.steps.base import BuildContext, Step
@@ -12,7 +13,7 @@ from curate.steps.base import BuildContext, Step
 class Lengths(Step):
     """Count tokens of each formatted row (after the template step), drop rows outside
     [min_tokens, max_tokens] with the reason, and write the analysis of the kept rows to
-    `manifest["lengths"]`, `lengths.png` and a dataset-card section.
+    `manifest.lengths`, `lengths.png` and a dataset-card section.
     """
 
     name: ClassVar[str] = "lengths"
@@ -44,15 +45,15 @@ class Lengths(Step):
                 kept.append(record)
                 kept_counts.append(n)
         if not kept_counts:
-            ctx.manifest["lengths"] = {"tokenizer": self.tokenizer, "stats": None, "recommended_max_length": None}
+            ctx.manifest.lengths = LengthsInfo(tokenizer=self.tokenizer, stats=None, recommended_max_length=None)
             return kept
         report = analyze(kept_counts, self.tokenizer, self.max_length)
-        ctx.manifest["lengths"] = {
+        ctx.manifest.lengths = LengthsInfo(
             **report.as_manifest(),
-            "min_tokens": self.min_tokens,
-            "max_tokens": self.max_tokens,
-            "dropped": len(records) - len(kept),
-        }
+            min_tokens=self.min_tokens,
+            max_tokens=self.max_tokens,
+            dropped=len(records) - len(kept),
+        )
         ctx.artifacts["lengths.png"] = histogram_png(kept_counts, report)
-        ctx.manifest.setdefault("card_sections", []).append(report.card_markdown())
+        ctx.card_sections.append(report.card_markdown())
         return kept

@@ -9,6 +9,7 @@ from typing import ClassVar
 import numpy as np
 
 from curate.errors import CurateError
+from curate.io.manifest import SemanticDedupeInfo
 from curate.schema import Kind, Record
 from curate.similarity.dedupe import semantic_dedupe
 from curate.similarity.embed import Backend, encode, resolve_backend, resolve_device
@@ -90,20 +91,20 @@ class SemanticDedupe(Step):
             else:
                 kept_id = records[result.kept_by[i]].id
                 ctx.drop(record, self.name, reason, kept_id=kept_id, similarity=round(float(result.similarity[i]), 6))
-        ctx.manifest[self.name] = {
-            "fields": list(spec.fields),
-            "threshold": spec.threshold,
-            "embedder": spec.embedder,
-            "embed_backend": resolve_backend(spec.backend, resolve_device(spec.device)),
-            "dim": int(embeddings.shape[1]),
-            "index": result.index,
-            "rows_in": len(records),
-            "dropped": result.dropped,
-            "kept": len(kept),
-            "seconds_embed": round(embedded - start, 3),
-            "seconds_search": round(time.perf_counter() - embedded, 3),
-        }
-        ctx.manifest.setdefault("card_sections", []).append(
+        ctx.manifest.semantic_dedupe = SemanticDedupeInfo(
+            fields=list(spec.fields),
+            threshold=spec.threshold,
+            embedder=spec.embedder,
+            embed_backend=resolve_backend(spec.backend, resolve_device(spec.device)),
+            dim=int(embeddings.shape[1]),
+            index=result.index,
+            rows_in=len(records),
+            dropped=result.dropped,
+            kept=len(kept),
+            seconds_embed=round(embedded - start, 3),
+            seconds_search=round(time.perf_counter() - embedded, 3),
+        )
+        ctx.card_sections.append(
             f"Semantic dedupe: {result.dropped} of {len(records)} rows dropped as near duplicates "
             f"(cosine similarity >= {spec.threshold:g} to an earlier kept row; `{spec.embedder}` embeddings "
             f"of {', '.join(spec.fields)}; {result.index} search)."

@@ -7,6 +7,7 @@ from typing import ClassVar
 import numpy as np
 
 from curate.errors import CurateError
+from curate.io.manifest import SplitInfo
 from curate.schema import Record
 from curate.steps.base import BuildContext, Step
 
@@ -45,11 +46,7 @@ class Split(Step):
         test_groups = {groups[i] for i in order[:n_test]}
         for record in records:
             record.extra["split"] = "test" if self.group_of(record) in test_groups else "train"
-        ctx.manifest["split"] = {
-            "test_size": self.test_size,
-            "seed": self.seed,
-            "group_by": self.group_by,
-            "groups": len(groups),
-            "test_groups": n_test,
-        }
+        ctx.manifest.split = SplitInfo(
+            test_size=self.test_size, seed=self.seed, group_by=self.group_by, groups=len(groups), test_groups=n_test
+        )
         return records

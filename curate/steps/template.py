@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from curate.errors import CurateError
+from curate.io.manifest import TemplateInfo
 from curate.schema import Kind, Record
 from curate.steps.base import BuildContext, Step
 from curate.templates import ChatTemplate, Template
@@ -90,5 +91,6 @@ class Format(Step):
     def run(self, records: list[Record], ctx: BuildContext) -> list[Record]:
         for record in ctx.track(records, self.name):
             record.data = self.format(record.data)
-        ctx.manifest["template"] = {"name": self.template.name if self.template else None, "format": self.fmt}
+        name = self.template.name if self.template else None
+        ctx.manifest.template = TemplateInfo.model_validate({"name": name, "format": self.fmt})
         return records

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from curate.errors import CurateError
-from curate.io.export import read_manifest
+from curate.io.manifest import read_manifest
 from curate.review.agreement import krippendorff_alpha, labeler_bias, pairwise_spearman, zscore_calibrate
 from curate.review.ratings import RatingRules
 from review_app import state
@@ -198,7 +198,7 @@ def _export() -> None:
         except CurateError as exc:
             st.error(str(exc))
         else:
-            splits = read_manifest(path).get("counts", {}).get("splits", {})
+            splits = read_manifest(path).counts.splits
             rows = ", ".join(f"{name} {n} rows" for name, n in splits.items())
             st.success(f"Wrote {path} ({rows})")
 

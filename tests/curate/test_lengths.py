@@ -115,13 +115,13 @@ def test_step_filters_drop_with_reason_and_fill_the_manifest():
     }
     assert int(reasons["r3"].split()[0]) > 40
     assert {d.step for d in ctx.dropped} == {"lengths"}
-    lengths = ctx.manifest["lengths"]
-    assert lengths["tokenizer"] == "smollm2"
-    assert lengths["stats"]["rows"] == 1 and lengths["stats"]["max"] == 22
-    assert (lengths["recommended_max_length"], lengths["max_length"]) == (64, 16)
-    assert (lengths["truncated_rows"], lengths["truncated_tokens"]) == (1, 6)
+    lengths = ctx.manifest.lengths
+    assert lengths is not None and lengths.stats is not None and lengths.tokenizer == "smollm2"
+    assert lengths.stats.rows == 1 and lengths.stats.max == 22
+    assert (lengths.recommended_max_length, lengths.max_length) == (64, 16)
+    assert (lengths.truncated_rows, lengths.truncated_tokens) == (1, 6)
     assert ctx.artifacts["lengths.png"].startswith(b"\x89PNG")
-    assert "## Token lengths" in ctx.manifest["card_sections"][0]
+    assert "## Token lengths" in ctx.card_sections[0]
 
 
 def test_build_and_lengths_cli_on_the_latex_recipe(tmp_path, monkeypatch):

@@ -62,7 +62,7 @@ def test_genres_build_drops_the_planted_paraphrases(tmp_path: Path) -> None:
             assert row.kept_id == truth[row.id]
         assert 0.85 <= row.similarity <= 1.0
     manifest = json.loads((tmp_path / "genres" / "manifest.json").read_text())
-    assert manifest == result.manifest
+    assert manifest == result.manifest.model_dump(mode="json")
     info = manifest["semantic_dedupe"]
     assert (info["threshold"], info["embedder"], info["index"]) == (0.85, "all-MiniLM-L6-v2", "exact")
     assert (info["rows_in"], info["dropped"], info["kept"], info["dim"]) == (225, len(dropped), 225 - len(dropped), 384)
@@ -83,7 +83,7 @@ def test_build_flags_override_and_disable_semantic_dedupe(tmp_path: Path) -> Non
     off = runner.invoke(app, ["build", recipe, "--no-semantic-dedupe", "--out", str(tmp_path / "b"), "-q"])
     assert off.exit_code == 0, off.output
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
-    assert "semantic_dedupe" not in manifest and sum(manifest["counts"]["splits"].values()) == 225
+    assert manifest["semantic_dedupe"] is None and sum(manifest["counts"]["splits"].values()) == 225
     on = runner.invoke(app, ["build", data, "--semantic-dedupe", "--cross-split", "report", "-o", str(tmp_path / "d")])
     assert on.exit_code == 0, on.output
     manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
@@ -112,13 +112,13 @@ def test_cross_split_check_moves_drops_or_reports_contaminated_test_rows(action:
     records = [record(i, t, s) for i, (t, s, _) in enumerate(TEXTS)]
     ctx = BuildContext(quiet=True)
     kept = CrossSplitCheck(SimilaritySpec(("text",), 0.9, "all-MiniLM-L6-v2", "auto"), action)(records, ctx)
-    info = ctx.manifest["cross_split"]
-    assert (info["flagged"], info["test_rows"], info["train_rows"]) == (1, 3, 2)
-    assert info["examples"][0]["test_id"] == "r2" and info["examples"][0]["train_id"] == "r0"
-    assert info["examples"][0]["similarity"] >= 0.9
+    info = ctx.manifest.cross_split
+    assert info is not None and (info.flagged, info.test_rows, info.train_rows) == (1, 3, 2)
+    assert info.examples[0].test_id == "r2" and info.examples[0].train_id == "r0"
+    assert info.examples[0].similarity >= 0.9
     splits = {r.id: r.extra["split"] for r in kept}
     if action == "move":
-        assert splits["r2"] == "train" and info["moved"] == 1
+        assert splits["r2"] == "train" and info.moved == 1
     elif action == "drop":
         assert "r2" not in splits and [(d.id, d.kept_id) for d in ctx.dropped] == [("r2", "r0")]
     else:
@@ -132,7 +132,7 @@ def test_cross_split_move_takes_the_whole_group_along() -> None:
         records, ctx
     )
     assert [r.extra["split"] for r in kept] == ["train", "train", "train", "train", "test"]
-    assert ctx.manifest["cross_split"]["moved"] == 2
+    assert ctx.manifest.cross_split is not None and ctx.manifest.cross_split.moved == 2
 
 
 def test_dedupe_command_writes_kept_rows_and_duplicates(tmp_path: Path) -> None:

@@ -85,10 +85,10 @@ def test_build_stops_on_first_bad_row(tmp_path: Path) -> None:
 def test_skip_invalid_counts_and_lists_bad_rows(tmp_path: Path) -> None:
     path = _rated_file(tmp_path)
     result = build(BuildRecipe(inputs=[str(path)], out=str(tmp_path / "out"), skip_invalid=True), quiet=True)
-    assert result.manifest["counts"]["invalid"] == 2
+    assert result.manifest.counts.invalid == 2
     listed = [json.loads(line) for line in (tmp_path / "out" / "invalid_rows.jsonl").read_text().splitlines()]
     assert [(r["line"], r["field"]) for r in listed] == [(2, "rating"), (3, "rating")]
-    assert sum(result.manifest["counts"]["splits"].values()) == 2
+    assert sum(result.manifest.counts.splits.values()) == 2
 
 
 def test_duplicate_ids_are_rejected(tmp_path: Path) -> None:

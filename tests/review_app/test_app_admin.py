@@ -11,7 +11,7 @@ from review_harness import APP, PROJECT, Review, button
 from scipy.stats import spearmanr
 from streamlit.testing.v1 import AppTest
 
-from curate.io.export import read_manifest
+from curate.io.manifest import read_manifest
 from review_app.state import User
 
 # ann's and ben's ratings of the six answers in import order; they agree on the order, not the exact numbers.
@@ -81,7 +81,7 @@ def test_export_buttons_write_an_export_and_show_its_path(rated: Review, app, tm
     out = tmp_path / "exports" / "qa-preference"
     assert at.success[0].value.startswith(f"Wrote {out} (")
     manifest = read_manifest(out)
-    assert manifest["kind"] == "preference" and sum(manifest["counts"]["splits"].values()) > 0
+    assert manifest.kind == "preference" and sum(manifest.counts.splits.values()) > 0
 
 
 def test_labeler_cannot_reach_the_admin_page(review: Review, app) -> None:

@@ -86,7 +86,7 @@ def test_scoring_tokenizes_like_the_trainer_for_chat_data(tiny_base: Path, tmp_p
     model, _ = seq_cls_model(tiny_base)
     tokenizer = tiny_tokenizer(chat_template=True)
     tokenizer.pad_token = tokenizer.eos_token
-    fmt = text_format_for({"template": {"name": None, "format": "prompt-completion"}}, tokenizer, chat_template=True)
+    fmt = text_format_for(None, tokenizer, chat_template=True)  # untemplated strings
     assert fmt == TextFormat(None, "messages")
     rows = toy_pairs(3, seed=2, margin=False)
     dataset = to_text_format(Dataset.from_list(rows), fmt)
@@ -105,7 +105,7 @@ def test_smollm2_chat_pairs_match_the_formula(smollm2: Path, tmp_path: Path):
     from train.reward import text_format_for, to_text_format
 
     model, tokenizer = seq_cls_model(smollm2)
-    fmt = text_format_for({"template": {"name": None, "format": "prompt-completion"}}, tokenizer, chat_template=True)
+    fmt = text_format_for(None, tokenizer, chat_template=True)  # untemplated strings
     rows = [
         {"prompt": "How do I exit Vim?", "chosen": "Press Esc, then type :q! and Enter.", "rejected": "Unplug it."},
         {"prompt": "What is 2+2?", "chosen": "4.", "rejected": "Probably 5, give or take.", "margin": 2.0},

@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from curate.io.export import read_manifest
+from curate.io.manifest import read_manifest
 from train.card import read_run_card
 from train.cli import app
 from train.config import SFTRecipe, load_recipe
@@ -53,9 +53,9 @@ def test_sft_lowers_the_training_loss_of_smollm2_on_latex(smollm2: Path, latex_e
     losses = [e["loss"] for e in card["loss_curve"] if "loss" in e]
     assert len(losses) == 5
     assert sum(losses[-2:]) / 2 < sum(losses[:2]) / 2 * 0.8
-    assert card["data"]["content_hash"] == read_manifest(latex_export)["content_hash"]
+    assert card["data"]["content_hash"] == read_manifest(latex_export).content_hash
     assert card["data"]["template"] == "latex"
-    assert card["hyperparameters"]["max_length"] == read_manifest(latex_export)["lengths"]["recommended_max_length"]
+    assert card["hyperparameters"]["max_length"] == read_manifest(latex_export).lengths.recommended_max_length
     assert card["throughput"]["train_tokens"] > 0 and card["throughput"]["tokens_per_second"] > 0
     assert card["peak_memory"]["peak_rss_gb"] > 0
     assert card["model"]["trainable_parameters"] < card["model"]["parameters"] / 10  # LoRA, not a full fine-tune
@@ -75,7 +75,7 @@ def test_run_dir_holds_adapter_tokenizer_and_a_run_card(tiny_run: Path, latex_ex
     for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "README.md"):
         assert (tiny_run / name).is_file(), name
     assert sorted(p.name for p in tiny_run.glob("checkpoint-*"))  # saved each epoch
-    assert card["data"]["content_hash"] == read_manifest(latex_export)["content_hash"]
+    assert card["data"]["content_hash"] == read_manifest(latex_export).content_hash
     evals = [e["eval_loss"] for e in card["loss_curve"] if "eval_loss" in e]
     assert len(evals) >= 2  # one eval per epoch
     assert card["metrics"]["best_eval_loss"] == pytest.approx(min(evals))
@@ -119,7 +119,7 @@ def test_cli_generate_and_merge(tiny_run: Path, tmp_path: Path) -> None:
 
 
 def test_resume_continues_the_step_count(tiny_lm: Path, latex_export: Path, tmp_path: Path) -> None:
-    steps_per_epoch = math.ceil(read_manifest(latex_export)["counts"]["splits"]["train"] / 8)
+    steps_per_epoch = math.ceil(read_manifest(latex_export).counts.splits["train"] / 8)
     common = {"training__eval_each_epoch": False, "generation__samples": 0}
     first = run_sft(sft_recipe(tiny_lm, latex_export, tmp_path / "run", training__epochs=1, **common), quiet=True)
     assert (first / f"checkpoint-{steps_per_epoch}").is_dir()

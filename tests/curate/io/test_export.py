@@ -33,7 +33,7 @@ def test_export_loads_in_datasets_with_manifest_and_card(tmp_path: Path) -> None
     ds = load_dataset("parquet", data_dir=str(tmp_path / "latex" / "data"))
     assert set(ds) == {"train", "test"}
     assert ds["train"].column_names == ["id", "prompt", "completion"]
-    assert ds["train"].num_rows + ds["test"].num_rows == sum(result.manifest["counts"]["splits"].values())
+    assert ds["train"].num_rows + ds["test"].num_rows == sum(result.manifest.counts.splits.values())
     assert ds["train"][0]["prompt"].startswith("Convert English to LaTeX\nEnglish: ")
     assert ds["train"][0]["completion"].startswith(" ")
     assert load_dataset(str(tmp_path / "latex"))["test"].num_rows == ds["test"].num_rows  # via the card's configs
@@ -53,7 +53,7 @@ def test_same_inputs_give_byte_identical_data_files(tmp_path: Path) -> None:
     first = build(latex_recipe(tmp_path / "a"), quiet=True)
     second = build(latex_recipe(tmp_path / "b"), quiet=True)
     assert data_files(tmp_path / "a") == data_files(tmp_path / "b")
-    assert first.manifest["content_hash"] == second.manifest["content_hash"]
+    assert first.manifest.content_hash == second.manifest.content_hash
 
 
 def test_crash_mid_export_leaves_no_partial_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,8 +90,8 @@ def test_repo_recipe_builds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     recipe.inputs = [str(repo / p) for p in recipe.inputs]
     recipe.out = str(tmp_path / "latex")
     result = build(recipe, quiet=True)
-    assert result.manifest["counts"]["splits"]["test"] > 0
-    assert (tmp_path / "latex" / "duplicates.parquet").exists() or not result.manifest["dropped_reasons"]
+    assert result.manifest.counts.splits["test"] > 0
+    assert (tmp_path / "latex" / "duplicates.parquet").exists() or not result.manifest.dropped_reasons
 
 
 def test_an_out_directory_that_is_not_an_export_is_never_replaced(tmp_path: Path) -> None:

@@ -105,7 +105,7 @@ def test_qa_pairs_recipe_builds_trl_preference_export(tmp_path: Path, monkeypatc
     assert not set(train.prompt) & set(test.prompt)  # grouped split: no question straddles
     both = pd.concat([train, test])
     assert (both.margin >= 2).all() and (both.chosen_rating - both.rejected_rating == both.margin).all()
-    assert result.manifest["derive"]["rows"] == len(both)
+    assert result.manifest.derive is not None and result.manifest.derive.rows == len(both)
     assert "## From ratings" in (tmp_path / "pairs" / "README.md").read_text()
 
 
