@@ -9,8 +9,9 @@ from importlib import metadata
 from pathlib import Path
 
 from curate.errors import CurateError
+from curate.io.atomic import check_replaceable
 from curate.io.card import render_card
-from curate.io.export import SPLITS, check_replaceable, write_export
+from curate.io.export import SPLITS, write_export
 from curate.io.ingest import Ingested, ingest, source_hashes
 from curate.io.manifest import MANIFEST, BuildInfo, Counts, Manifest, SourceInfo, StepCount
 from curate.recipe import BuildRecipe

@@ -20,6 +20,7 @@ import torch
 
 from curate.errors import CurateError
 from curate.hub import SMOLLM2_ALIASES
+from curate.io.owned import stamped
 
 SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # what the offline `smollm2` alias is, for model cards
 
@@ -83,7 +84,8 @@ def now() -> str:
 def write_run_card(run_dir: Path, card: dict[str, Any]) -> None:
     """Write run_card.json and the model card README.md into the run directory."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    text = json.dumps(stamped(card), indent=2, ensure_ascii=False, default=str) + "\n"  # marked: ours to replace
+    (run_dir / CARD).write_text(text, encoding="utf-8")
     (run_dir / "README.md").write_text(model_card(card), encoding="utf-8")
 
 

@@ -14,7 +14,8 @@ import typer
 
 from curate.console import console, user_errors
 from curate.errors import CurateError
-from curate.io.export import atomic_directory, check_replaceable
+from curate.io.atomic import atomic_directory, check_replaceable
+from curate.io.owned import stamped
 from train.card import CARD, now, read_run_card
 from train.model import DTYPES, model_path
 
@@ -41,7 +42,7 @@ def merge_run(run_dir: Path, out: Path, dtype: str = "fp16") -> Path:
     def fill(tmp: Path) -> None:
         merged.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / CARD).write_text(json.dumps(merged_card, indent=2, ensure_ascii=False, default=str) + "\n")
+        (tmp / CARD).write_text(json.dumps(stamped(merged_card), indent=2, ensure_ascii=False, default=str) + "\n")
 
     atomic_directory(out, fill, marker=CARD)
     return out

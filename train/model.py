@@ -18,7 +18,7 @@ import torch
 
 from curate.errors import CurateError
 from curate.hub import ModelRef, resolve_model
-from curate.io.export import atomic_directory
+from curate.io.atomic import atomic_directory
 from train.config import LoraSection, MemorySection, ModelSection
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -70,7 +70,7 @@ def materialize_gguf(ref: ModelRef) -> Path:
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
 
-    atomic_directory(target, fill, marker="config.json")  # a cache dir of our own; a partial one is rebuilt
+    atomic_directory(target, fill, marker=None)  # a cache dir of our own naming; a partial one is rebuilt
     return target
 
 

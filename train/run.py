@@ -39,6 +39,7 @@ from typing import Any
 
 from curate.console import console
 from curate.errors import CurateError
+from curate.io.owned import written_by_us
 from train.card import CARD, hardware, now, peak_memory, read_run_card, reset_peak_memory, versions, write_run_card
 from train.config import BaseRecipe
 from train.data import TrainData, export_max_length
@@ -63,8 +64,8 @@ def run_dir_for(recipe: BaseRecipe, data_name: str, verb: str) -> Path:
 
 
 def is_run_dir(path: Path) -> bool:
-    """A directory `train` wrote: it has a run card, or checkpoints of a run that stopped before its card."""
-    return (path / CARD).is_file() or any(path.glob("checkpoint-*"))
+    """A directory `train` wrote: it has our run card (marked), or checkpoints of a run that stopped before its card."""
+    return written_by_us(path / CARD) or any(path.glob("checkpoint-*"))
 
 
 def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> str | None:
@@ -79,7 +80,7 @@ def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> str | None:
     if run_dir.exists() and any(run_dir.iterdir()):
         if not is_run_dir(run_dir):  # --overwrite deletes the directory: only ever one of our runs
             raise CurateError(
-                f"{run_dir} exists and is not a training run (no run_card.json or checkpoint-*): "
+                f"{run_dir} exists and is not a training run (no run_card.json written by curatrain, no checkpoint-*): "
                 "refusing to use it; choose another --out or remove it yourself"
             )
         if not overwrite:

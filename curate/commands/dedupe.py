@@ -14,7 +14,9 @@ from rich.table import Table
 
 from curate.console import console, user_errors
 from curate.errors import CurateError
-from curate.io.export import atomic_directory, check_replaceable, write_parquet
+from curate.io.atomic import atomic_directory, check_replaceable
+from curate.io.export import write_parquet
+from curate.io.owned import stamped
 from curate.io.readers import RawRow, read_rows
 from curate.similarity.dedupe import DedupeResult, semantic_dedupe, threshold_sweep
 from curate.similarity.embed import DEFAULT_EMBEDDER, encode
@@ -139,7 +141,7 @@ def write_output(
             write_parquet(kept, tmp / "kept.parquet")
         if dropped:
             write_parquet(dropped, tmp / "duplicates.parquet")
-        (tmp / "dedupe.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        (tmp / "dedupe.json").write_text(json.dumps(stamped(summary), indent=2) + "\n", encoding="utf-8")
         for name, payload in extra.items():
             (tmp / name).write_bytes(payload)
 

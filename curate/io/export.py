@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from curate.errors import CurateError
+from curate.io.atomic import atomic_directory
 from curate.io.manifest import MANIFEST, BuildInfo, Manifest, parse_manifest
 
 SPLITS = ("train", "test")
@@ -56,46 +54,6 @@ def file_sha256(path: Path) -> str:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     return "sha256:" + digest.hexdigest()
-
-
-def check_replaceable(target: Path, marker: str) -> None:
-    """Refuse a `target` that holds something other than our own earlier output (recognised by `marker`).
-
-    Replacing a directory deletes it, so only an empty one or one with `marker` (manifest.json, run_card.json,
-    ...) may be replaced: `--out data/` must never wipe a user's data.
-    """
-    if target.is_dir() and any(target.iterdir()) and not (target / marker).is_file():
-        raise CurateError(
-            f"{target} exists and is not an earlier output of this command (no {marker}): refusing to replace it; "
-            "choose a new directory or remove it yourself"
-        )
-    if target.exists() and not target.is_dir():
-        raise CurateError(f"{target} exists and is a file, not a directory")
-
-
-def atomic_directory(target: Path, fill: Callable[[Path], None], marker: str) -> None:
-    """Call `fill(tmp)` on a fresh temp dir beside `target`, then swap it into place.
-
-    An existing `target` is replaced only if it is empty or holds `marker` (see `check_replaceable`).
-    """
-    target = target.resolve()
-    check_replaceable(target, marker)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tag = uuid.uuid4().hex[:8]
-    tmp = target.parent / f".{target.name}.tmp-{tag}"
-    tmp.mkdir()
-    try:
-        fill(tmp)
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{tag}"
-            os.rename(target, old)
-            os.rename(tmp, target)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def write_export(

@@ -159,7 +159,8 @@ def _bad_columns(tmp_path: Path) -> Path:
         ("quantize-cpu", "needs a CUDA GPU"),
         ("unknown-key", "'training.epoch': unknown key"),
         ("run-exists", "already holds a run"),
-        ("not-a-run", "is not a training run (no run_card.json or checkpoint-*): refusing to use it"),
+        ("not-a-run", "is not a training run (no run_card.json written by curatrain, no checkpoint-*): refusing"),
+        ("foreign-card", "is not a training run (no run_card.json written by curatrain, no checkpoint-*): refusing"),
     ],
 )
 def test_bad_input_gives_one_clear_error(
@@ -182,10 +183,12 @@ def test_bad_input_gives_one_clear_error(
         extra = ["training.epoch=3"]
     elif case == "run-exists":
         (tmp_path / "run").mkdir()
-        (tmp_path / "run" / "run_card.json").write_text("{}")
-    elif case == "not-a-run":  # even --overwrite must not delete a directory train did not write
+        (tmp_path / "run" / "run_card.json").write_text('{"written_by": "curatrain"}')
+    elif case in ("not-a-run", "foreign-card"):  # even --overwrite must not delete a directory train did not write
         (tmp_path / "run").mkdir()
         (tmp_path / "run" / "thesis.tex").write_text("years of work")
+        if case == "foreign-card":  # a file of the same name that another tool wrote does not make it ours
+            (tmp_path / "run" / "run_card.json").write_text('{"model": "theirs"}')
         extra = ["--overwrite"]
     args = ["sft", "--data", data, "--model", model, "--out", str(tmp_path / "run"), "--quiet", *extra]
     result = CliRunner().invoke(app, args)
@@ -193,8 +196,8 @@ def test_bad_input_gives_one_clear_error(
     assert "Traceback" not in result.output
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error:") and expected in last, result.stderr
-    if case == "not-a-run":
-        assert [f.name for f in (tmp_path / "run").iterdir()] == ["thesis.tex"]
+    if case in ("not-a-run", "foreign-card"):
+        assert (tmp_path / "run" / "thesis.tex").read_text() == "years of work"
 
 
 def _word_level_lm(path: Path) -> Path:
@@ -282,6 +285,10 @@ def test_merge_never_replaces_a_directory_it_did_not_write(tiny_run: Path, tmp_p
     mine = tmp_path / "models"
     mine.mkdir()
     (mine / "keep.bin").write_bytes(b"someone else's weights")
-    with pytest.raises(CurateError, match=r"no run_card.json\): refusing to replace it"):
+    with pytest.raises(CurateError, match=r"no run_card.json written by curatrain\): refusing to replace it"):
         merge_run(tiny_run, mine)
     assert [p.name for p in mine.iterdir()] == ["keep.bin"]
+    (mine / "run_card.json").write_text('{"base_model": "theirs"}')  # a card of the same name is not ours
+    with pytest.raises(CurateError, match=r"its run_card.json was not written by curatrain\): refusing to replace"):
+        merge_run(tiny_run, mine)
+    assert (mine / "keep.bin").read_bytes() == b"someone else's weights"

@@ -105,7 +105,7 @@ def test_an_out_directory_that_is_not_an_export_is_never_replaced(tmp_path: Path
     args = ["build", str(DATA / "latex" / "pairs.jsonl"), "--map", "english=prompt", "--map", "latex=response"]
     result = CliRunner().invoke(app, [*args, "--out", str(mine), "-q"])
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert "is not an earlier output of this command (no manifest.json): refusing to replace it" in result.output
+    assert "is not an earlier output of this command (no manifest.json written by curatrain): refusing" in result.output
     assert [p.name for p in mine.iterdir()] == ["notes.txt"] and (mine / "notes.txt").read_text() == "weeks of work"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["my-data"]  # no temp directory left either
 
