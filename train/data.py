@@ -15,7 +15,7 @@ from typing import Any
 
 from curate.errors import CurateError
 from curate.hub import same_model
-from curate.io.manifest import MANIFEST, Manifest, read_manifest
+from curate.io.manifest import Manifest, has_manifest, read_manifest
 
 # Column sets each verb accepts (TRL's standard dataset formats), and the record kinds of an export.
 FORMATS: dict[str, list[tuple[str, ...]]] = {
@@ -81,7 +81,7 @@ def _load(source: str) -> tuple[Any, Manifest | None]:
 
     disable_progress_bar()
     path = Path(source)
-    if (path / MANIFEST).is_file():
+    if has_manifest(path):
         manifest = read_manifest(path)
         files = {s: str(f) for s in ("train", "test") for f in sorted((path / "data").glob(f"{s}-*.parquet"))}
         if "train" not in files:

@@ -239,10 +239,20 @@ def parse_manifest(text: str, where: str) -> Manifest:
         raise CurateError(f"{where}: invalid manifest: {first_error(exc)}; rebuild the export") from None
 
 
+def has_manifest(directory: str | Path) -> bool:
+    """Whether `directory` holds a manifest.json; an export a killed build left mid-swap is put back first."""
+    path = Path(directory)
+    if not path.exists() and path.parent.is_dir():
+        from curate.io.atomic import recover  # the export may sit beside it, hidden
+
+        recover(path, MANIFEST)
+    return (path / MANIFEST).is_file()
+
+
 def read_manifest(export_dir: str | Path) -> Manifest:
     """Load and validate an export's manifest.json, with one clear line when it is missing or broken."""
     path = Path(export_dir) / MANIFEST
-    if not path.is_file():
+    if not has_manifest(export_dir):
         raise CurateError(f"{export_dir}: not a curate export (no {MANIFEST}); build one with `curate build`")
     try:
         text = path.read_text(encoding="utf-8")
