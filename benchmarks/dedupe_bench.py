@@ -21,7 +21,6 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from curate.env import cpu_count, package_versions  # noqa: E402
 from curate.similarity.dedupe import DedupeResult, greedy_keep, naive_dedupe  # noqa: E402
 from curate.similarity.pair_search import Pairs, self_pairs  # noqa: E402
 
@@ -279,10 +279,10 @@ def main() -> None:
 
     import faiss
 
-    versions = {p: metadata.version(p) for p in ("faiss-cpu", "numpy", "sentence-transformers", "torch")}
+    versions = package_versions(("faiss-cpu", "numpy", "sentence-transformers", "torch"))
     console.print(
-        f"machine: {cpu_name()}, {len(os.sched_getaffinity(0))} cores · "
-        f"faiss threads {faiss.omp_get_max_threads()} · python {platform.python_version()} · {versions} · "
+        f"machine: {cpu_name()}, {cpu_count()} cores · "
+        f"faiss threads {faiss.omp_get_max_threads()} · {versions} · "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · load average {os.getloadavg()[0]:.1f}"
     )
     if args.text_rows:

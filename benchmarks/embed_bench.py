@@ -23,7 +23,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import curate.similarity.embed as embed  # noqa: E402
+from curate.env import cpu_count, package_versions  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console(width=150)
@@ -183,7 +183,7 @@ def fused_encoder(model: str, encoder: embed.OnnxEncoder, workdir: Path) -> embe
     console.print(f"fused operators: { {k: v for k, v in fused.get_fused_operator_statistics().items() if v} }")
     clone = embed.OnnxEncoder.__new__(embed.OnnxEncoder)
     clone.__dict__.update(encoder.__dict__)
-    clone.session = embed._onnx_session(str(workdir / "fused.onnx"), len(os.sched_getaffinity(0)), False)
+    clone.session = embed._onnx_session(str(workdir / "fused.onnx"), cpu_count(), False)
     return clone
 
 
@@ -261,7 +261,7 @@ def main() -> None:
     import onnxruntime
     import torch
 
-    cores = len(os.sched_getaffinity(0))
+    cores = cpu_count()
     torch.set_num_threads(cores)
     texts = corpus(args.texts)
     workdir = Path(tempfile.mkdtemp(prefix="embed-bench-"))
@@ -382,12 +382,9 @@ def main() -> None:
             table.add_row(name, f"{write:.1f}", f"{read_all:.1f}", f"{read_1k:.2f}")
         console.print(table)
 
-    versions = {
-        name: metadata.version(name)
-        for name in ("sentence-transformers", "transformers", "torch", "onnxruntime", "onnx", "numpy")
-    }
+    versions = package_versions(("sentence-transformers", "transformers", "torch", "onnxruntime", "onnx", "numpy"))
     console.print(
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · python {platform.python_version()} · "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · "
         + " · ".join(f"{k} {v}" for k, v in versions.items())
         + f" · onnxruntime providers {onnxruntime.get_available_providers()}"
     )

@@ -21,7 +21,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
 from rich.console import Console
@@ -33,6 +32,7 @@ sys.path.insert(0, str(REPO))
 import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from curate.env import cpu_count, package_versions  # noqa: E402
 from curate.review.store import ReviewStore  # noqa: E402
 from docs.screenshots import seed  # noqa: E402
 from review_app import state  # noqa: E402
@@ -103,7 +103,7 @@ def main() -> None:
     url = f"sqlite:///{tempfile.mkdtemp(prefix='review-app-bench-')}/review.db"
     seed(url)
     add_synthetic(url, args.labelers, args.per_labeler)
-    os.environ[state.DB_ENV] = url
+    os.environ[state.ENV_DB] = url
 
     table = Table(title=f"review app pages (AppTest script runs), p50 / p95 of {args.repeats}")
     for column in ("page", "with the app's caches", "no caches (baseline)", "speed-up", "under 300 ms"):
@@ -131,8 +131,8 @@ def main() -> None:
             "yes" if hot[1] < BUDGET_MS else "NO",
         )
     console.print(table)
-    versions = {p: metadata.version(p) for p in ("streamlit", "SQLAlchemy", "pandas")}
-    console.print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {platform.machine()} · {os.cpu_count()} cpus · {versions}")
+    versions = package_versions(("streamlit", "SQLAlchemy", "pandas"))
+    console.print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {platform.machine()} · {cpu_count()} cpus · {versions}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
 from rich.console import Console
@@ -28,6 +27,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from curate.env import package_versions  # noqa: E402
 from curate.review.agreement import krippendorff_alpha  # noqa: E402
 from curate.review.store import ReviewStore  # noqa: E402
 
@@ -130,7 +130,7 @@ def main() -> None:
         p50, p95 = timed(call, 20 if "admin" in name else 100)
         table.add_row(f"{name} p50 / p95", f"{p50:.1f} / {p95:.1f} ms", f"{BUDGET_MS / p95:.1f}x under budget")
     console.print(table)
-    versions = {p: metadata.version(p) for p in ("SQLAlchemy", "alembic", "pandas", "krippendorff")}
+    versions = package_versions(("SQLAlchemy", "alembic", "pandas", "krippendorff"))
     console.print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {platform.processor() or platform.machine()} · {versions}")
     if errors or lost or duplicated:
         raise SystemExit(f"FAILED: {len(errors)} errors, {lost} lost, {duplicated} duplicated ({errors[:2]})")

@@ -1,4 +1,4 @@
-"""Console output shared by the `curate` and `train` CLIs: one red line for errors, never a traceback."""
+"""Console output shared by the `curate` and `train` CLIs: one red line for errors, never a traceback, one progress bar."""
 
 from __future__ import annotations
 
@@ -8,6 +8,16 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
 
 from curate.errors import CurateError
 
@@ -15,6 +25,31 @@ console = Console()
 err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class RateColumn(ProgressColumn):
+    """Items per second of a progress task, e.g. `1,234 rows/s`."""
+
+    def __init__(self, unit: str = "rows") -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:,.0f} {self.unit}/s" if task.speed else "", style="cyan")
+
+
+def progress_bar(*extra: ProgressColumn, unit: str = "rows", disable: bool = False) -> Progress:
+    """The progress bar every verb shows: what, bar, done/total, rate in `unit`/s, elapsed, then `extra` columns."""
+    return Progress(
+        TextColumn("[bold blue]{task.description:<16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(unit),
+        TimeElapsedColumn(),
+        *extra,
+        console=console,
+        disable=disable,
+    )
 
 
 def fail(message: str) -> typer.Exit:

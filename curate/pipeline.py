@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import platform
 from collections import Counter
 from dataclasses import dataclass, replace
-from importlib import metadata
 from pathlib import Path
 
+from curate.env import package_versions
 from curate.errors import CurateError
 from curate.io.atomic import check_replaceable
 from curate.io.card import render_card
@@ -28,7 +27,7 @@ from curate.steps.split import Split
 from curate.steps.template import Format
 from curate.templates import load_template
 
-VERSIONED = (
+VERSIONED = (  # the packages whose versions shape an export (in its manifest)
     "curatrain",
     "datasets",
     "pyarrow",
@@ -84,17 +83,6 @@ def build_steps(recipe: BuildRecipe, kind: Kind) -> list[Step]:
     return steps
 
 
-def tool_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
-    """Installed versions of the packages that shaped an export."""
-    versions = {"python": platform.python_version()}
-    for name in VERSIONED + extra:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
 def build(recipe: BuildRecipe, quiet: bool = False, ingested: Ingested | None = None) -> BuildResult:
     """Run a whole build and write the export directory atomically.
 
@@ -133,7 +121,7 @@ def build(recipe: BuildRecipe, quiet: bool = False, ingested: Ingested | None = 
         **dict(ctx.manifest),
         sources=[SourceInfo(**source) for source in source_hashes(recipe.inputs)],
         recipe=recipe.model_dump(mode="json"),
-        versions=tool_versions(),
+        versions=package_versions(VERSIONED),
     )
     manifest = write_export(
         Path(recipe.out),

@@ -13,10 +13,8 @@ from typing import TypeVar
 import streamlit as st
 
 from curate.errors import CurateError
-from curate.review.store import ReviewStore
+from curate.review.store import ENV_DB, MODES, ReviewStore
 
-DB_ENV = "CURATRAIN_REVIEW_DB"
-MODES = ("rate", "compare")
 Task = TypeVar("Task")
 
 
@@ -40,10 +38,10 @@ def db_url() -> str:
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--db")
     known, _ = parser.parse_known_args(sys.argv[1:])
-    url = known.db or os.environ.get(DB_ENV)
+    url = known.db or os.environ.get(ENV_DB)
     if not url:
         raise CurateError(
-            f"no review database given: run `curate review serve --db URL` or set {DB_ENV}=sqlite:///path.db"
+            f"no review database given: run `curate review serve --db URL` or set {ENV_DB}=sqlite:///path.db"
         )
     return str(url)
 

@@ -12,12 +12,12 @@ import platform
 import resource
 import sys
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from curate.env import cpu_count, package_versions
 from curate.errors import CurateError
 from curate.hub import SMOLLM2_ALIASES
 from curate.io.owned import stamped
@@ -30,18 +30,12 @@ VERSIONED = ("curatrain", "torch", "transformers", "trl", "peft", "accelerate", 
 
 def versions() -> dict[str, str]:
     """Installed versions of the packages that shaped a run."""
-    found = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
+    return package_versions(VERSIONED)
 
 
 def hardware() -> dict[str, Any]:
     """The machine a run used: CPU count, and the GPU's name, memory and compute capability."""
-    info: dict[str, Any] = {"platform": platform.platform(), "cpus": _cpu_count()}
+    info: dict[str, Any] = {"platform": platform.platform(), "cpus": cpu_count()}
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         info["gpu"] = props.name
@@ -49,12 +43,6 @@ def hardware() -> dict[str, Any]:
         info["gpu_memory_gb"] = round(props.total_memory / 2**30, 1)
         info["compute_capability"] = ".".join(map(str, torch.cuda.get_device_capability(0)))
     return info
-
-
-def _cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def reset_peak_memory() -> None:

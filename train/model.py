@@ -16,18 +16,13 @@ from typing import Any
 
 import torch
 
+from curate.env import cache_dir
 from curate.errors import CurateError
 from curate.hub import ModelRef, resolve_model
 from curate.io.atomic import atomic_directory
 from train.config import LoraSection, MemorySection, ModelSection
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-
-
-def cache_dir() -> Path:
-    """Where materialized models live: $CURATRAIN_CACHE/models, else ~/.cache/curatrain/models."""
-    root = os.environ.get("CURATRAIN_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "curatrain") / "models"
 
 
 def resolve_dtype(spec: str) -> torch.dtype:
@@ -51,7 +46,7 @@ def materialize_gguf(ref: ModelRef) -> Path:
     """Dequantize a GGUF model once into a plain transformers checkpoint in the cache; return its path."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    target = cache_dir() / _gguf_key(ref)
+    target = cache_dir("models") / _gguf_key(ref)  # materialized models live in the cache
     if (target / "config.json").is_file():
         return target
     try:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress, TextColumn, TimeRemainingColumn
 from transformers import TrainerCallback
 
-from curate.console import console
+from curate.console import progress_bar
 from train.config import BaseRecipe, print_recipe
 
 
@@ -56,16 +56,7 @@ class RichProgress(TrainerCallback):
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if not state.is_world_process_zero:
             return
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("steps"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[losses]}"),
-            console=console,
-        )
+        self.progress = progress_bar(TimeRemainingColumn(), TextColumn("{task.fields[losses]}"), unit="steps")
         self.progress.start()
         self.task = self.progress.add_task(
             self.description, total=state.max_steps, completed=state.global_step, losses=""

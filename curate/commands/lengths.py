@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from curate.console import console, user_errors
+from curate.console import console, progress_bar, user_errors
 from curate.io.readers import read_rows
 from curate.lengths import DEFAULT_TOKENIZER, MULTIPLE, analyze, cached_tokenizer, histogram_png, token_counts
 
@@ -49,14 +48,7 @@ def lengths_command(
     """
     raws = list(read_rows(_inputs(inputs)))
     tok = cached_tokenizer(tokenizer)
-    with Progress(
-        TextColumn("[bold blue]{task.description:<16}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        disable=quiet,
-        console=console,
-    ) as progress:
+    with progress_bar(unit="seqs", disable=quiet) as progress:
         counts = token_counts(
             [r.data for r in raws],
             tok,

@@ -59,6 +59,7 @@ from curate.review.types import (
     DEFAULT_CLAIM_HOURS,
     DEFAULT_DB,
     ENV_DB,
+    MODES,
     CompareTask,
     RatingTask,
     ReviewItem,
@@ -74,6 +75,7 @@ __all__ = [
     "DEFAULT_CLAIM_HOURS",
     "DEFAULT_DB",
     "ENV_DB",
+    "MODES",
     "MIGRATIONS",
     "AuthError",
     "CompareTask",
@@ -89,7 +91,6 @@ __all__ = [
     "shown_order",
 ]
 
-MODES = ("rate", "compare")
 MAX_COMMENT = 5000
 MAX_REASON = 1000
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # Alembic scripts ship inside the package

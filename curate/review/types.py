@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from curate.errors import CurateError
 
 ENV_DB = "CURATRAIN_REVIEW_DB"
+MODES = ("rate", "compare")  # how labelers review: score one answer, or compare an item's answers side by side
 DEFAULT_DB = "sqlite:///review.db"
 DEFAULT_CLAIM_HOURS = 24.0
 _NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,100}$")  # any printable text, no control characters

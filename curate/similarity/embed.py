@@ -33,23 +33,17 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from curate import env
+from curate.console import progress_bar
 from curate.errors import CurateError
 from curate.hub import MINILM_ALIASES, resolve_model
-from curate.steps.base import RateColumn
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 Backend = Literal["auto", "onnx", "torch", "bf16"]
 SHARD_ROWS = 8192  # new vectors are flushed to disk in shards of this size, so an interrupted run keeps its work
 MAX_SHARDS = 32  # past this many shards a cache is compacted into one on open (many small incremental builds)
 TOKENS_PER_BATCH = 1024  # padded tokens per ONNX batch: long texts go in small batches (best of 512-4096 measured)
-
-
-def default_cache_dir() -> Path:
-    """`$CURATRAIN_CACHE/embeddings`, else `~/.cache/curatrain/embeddings`."""
-    root = os.environ.get("CURATRAIN_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "curatrain") / "embeddings"
 
 
 def text_digest(text: str) -> bytes:
@@ -294,7 +288,7 @@ class OnnxEncoder:
         path = onnx_dir / hashlib.sha256(model_identity(model).encode()).hexdigest()[:16] / "model.onnx"
         if not path.exists():
             _export_onnx(model, path)
-        self.session = _onnx_session(str(path), threads or len(os.sched_getaffinity(0)), spin)
+        self.session = _onnx_session(str(path), threads or env.cpu_count(), spin)
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.dim = int(self.session.get_outputs()[0].shape[1])
         ref = resolve_model(model)
@@ -374,7 +368,7 @@ class Embedder:
         self.device = resolve_device(device)
         self.backend = resolve_backend(backend, self.device)
         self.max_seq_length = max_seq_length
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else env.cache_dir("embeddings")
         identity = f"{model_identity(model)}|backend={self.backend}|max_seq_length={max_seq_length or 'model'}"
         self.cache = EmbeddingCache(self.cache_dir / "vectors" / hashlib.sha256(identity.encode()).hexdigest()[:16])
         meta = self.cache.directory / "model.json"
@@ -408,14 +402,7 @@ class Embedder:
         # Character length is a cheap proxy for token count: chunks of similar length pad little.
         keys = sorted(missing, key=lambda k: len(missing[k]))
         encoder = self.encoder
-        with Progress(
-            TextColumn("[bold blue]{task.description:<16}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            RateColumn(),
-            TimeElapsedColumn(),
-            disable=quiet,
-        ) as progress:
+        with progress_bar(disable=quiet) as progress:
             task = progress.add_task(f"embed ({self.backend})", total=len(keys))
             for start in range(0, len(keys), SHARD_ROWS):
                 part = keys[start : start + SHARD_ROWS]

@@ -11,12 +11,13 @@ threshold 1.0 means "identical".
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
 import numpy as np
+
+from curate.env import cpu_count
 
 IndexKind = Literal["auto", "exact", "ivf", "hnsw"]
 INDEX_KINDS: tuple[str, ...] = get_args(IndexKind)
@@ -85,10 +86,6 @@ def check_embeddings(embeddings: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def resolve_index(index: str, rows: int) -> str:
     """`auto` -> `exact` up to AUTO_EXACT_MAX_ROWS rows, else `ivf`; other names pass through."""
     if index not in INDEX_KINDS:
@@ -119,7 +116,7 @@ def search_pairs(
     kind = resolve_index(index, len(xb))
     if len(xq) == 0 or len(xb) == 0:
         return _empty_pairs()
-    faiss.omp_set_num_threads(_threads())
+    faiss.omp_set_num_threads(cpu_count())
     if kind == "exact":
         pairs = _flat_pairs(xq, xb, threshold)
     elif kind == "ivf":

@@ -14,20 +14,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
-from rich.text import Text
+from rich.progress import Progress
 
+from curate.console import progress_bar
 from curate.io.manifest import StepSections
 from curate.schema import Record
 
 T = TypeVar("T")
-
-
-class RateColumn(ProgressColumn):
-    """Rows per second of a progress task."""
-
-    def render(self, task: Task) -> Text:
-        return Text(f"{task.speed:,.0f} rows/s" if task.speed else "", style="cyan")
 
 
 @dataclass
@@ -71,13 +64,7 @@ class BuildContext:
 
     def __enter__(self) -> BuildContext:
         if not self.quiet:
-            self._progress = Progress(
-                TextColumn("[bold blue]{task.description:<16}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                RateColumn(),
-                TimeElapsedColumn(),
-            )
+            self._progress = progress_bar()
             self._progress.start()
         return self
 
