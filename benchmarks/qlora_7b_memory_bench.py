@@ -1,4 +1,4 @@
-"""Does `recipes/llama2-qlora-sft.yaml` fit a 7B model in < 16 GB of GPU memory (DESIGN.md target)?
+"""Does `recipes/llama2-qlora-sft.yaml` fit a 7B model in < 16 GB of GPU memory (docs/design.md target)?
 
 No 7B checkpoint can reach the GPU machine (no hub, 64 MiB per transfer), and peak memory does
 not depend on the weights' values, so this builds a randomly initialised model of Llama-2-7B's

@@ -7,7 +7,7 @@ Streamlit's AppTest, which executes the same script a browser request does (with
 websocket round trip and the browser's drawing). Baseline: the same run with the app's caches
 cleared first, i.e. the page opening its database (and the admin page reading every rating) on
 every rerun, as it would without st.cache_resource / st.cache_data. Budget: 300 ms per page
-(DESIGN.md).
+(docs/design.md).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 Baseline: one labeler rating alone through the same store (ratings/s); the concurrent run's
 aggregate ratings/s is reported as a ratio to it. Page calls (next task, submit, progress,
 admin stats, agreement) are timed on the filled database against the 300 ms page budget
-(DESIGN.md); the ratio is budget / p95.
+(docs/design.md); the ratio is budget / p95.
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""curate: build instruction, preference and classification datasets (see DESIGN.md)."""
+"""curate: build instruction, preference and classification datasets (see docs/design.md)."""

@@ -1,4 +1,4 @@
-"""Record kinds (DESIGN.md data contracts), validated with pydantic.
+"""Record kinds (docs/design.md data contracts), validated with pydantic.
 
 A raw row from any reader becomes a `Record` only through `validate_row`, which
 names the file, row and field of the first problem it finds.

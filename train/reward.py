@@ -1,4 +1,4 @@
-"""`train reward`: a reward model from preference pairs (DESIGN.md workflow 3b) with TRL's RewardTrainer.
+"""`train reward`: a reward model from preference pairs (docs/design.md workflow 3b) with TRL's RewardTrainer.
 
 The base model gets a sequence-classification head with one output (`score`), trained with LoRA or
 in full on the pairwise loss  -log σ(r_chosen − r_rejected − margin)  (InstructGPT; the margin from
