@@ -39,27 +39,25 @@ def tiny_tokenizer(chat_template: bool = False) -> Any:
     return tokenizer
 
 
-def save_tiny_base(path: Path, seed: int = 0) -> Path:
-    """A randomly initialised 2-layer Llama causal LM + tokenizer saved like a hub checkpoint."""
+def save_llama(path: Path, tokenizer: Any, seed: int = 0, **config: Any) -> Path:
+    """A randomly initialised small Llama causal LM (2 layers, width 32) for `tokenizer` (eos id 1), saved with it
+    like a hub checkpoint; `config` overrides LlamaConfig keys."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        eos_token_id=1,
-        bos_token_id=1,
-        pad_token_id=None,
+    shape = dict(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
     )
-    LlamaForCausalLM(config).save_pretrained(path)
-    tiny_tokenizer().save_pretrained(path)
+    settings = {"max_position_embeddings": 128, "eos_token_id": 1, "bos_token_id": 1, **shape, **config}
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), **settings)).save_pretrained(path)
+    tokenizer.save_pretrained(path)
     return path
+
+
+def save_tiny_base(path: Path, seed: int = 0) -> Path:
+    """A randomly initialised 2-layer Llama causal LM + the word-level tokenizer, saved like a hub checkpoint."""
+    return save_llama(path, tiny_tokenizer(), seed, pad_token_id=None)
 
 
 def toy_pairs(n: int, seed: int = 0, margin: bool = True) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from reward_fixtures import save_llama
 from typer.testing import CliRunner
 
 from curate.hub import same_model
@@ -36,18 +37,12 @@ def test_the_build_tokenizer_keeps_the_export_recommendation_without_counting(la
 def char_level_lm(path: Path, text: str) -> Path:
     """A tiny random Llama whose tokenizer has one token per character: far more tokens per row than SmolLM2's."""
     from tokenizers import Tokenizer, models
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     chars = ["<unk>", "<eos>", *sorted(set(text) | {chr(i) for i in range(32, 127)} | {"\n"})]
     backend = Tokenizer(models.BPE({c: i for i, c in enumerate(chars)}, [], unk_token="<unk>"))
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<eos>", unk_token="<unk>")
-    config = LlamaConfig(
-        vocab_size=len(chars), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=1024, eos_token_id=1, bos_token_id=1,
-    )  # fmt: skip
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_llama(path, tokenizer, num_hidden_layers=1, max_position_embeddings=1024)
 
 
 def test_train_sft_recounts_max_length_with_the_model_tokenizer_and_says_so(

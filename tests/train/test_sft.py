@@ -202,20 +202,15 @@ def test_bad_input_gives_one_clear_error(
 
 def _word_level_lm(path: Path) -> Path:
     """A tiny random Llama with a word-level tokenizer, both built in code (no GGUF needed on a GPU box)."""
+    from reward_fixtures import save_llama
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     words = ["<unk>", "<eos>", "Convert", "English:", "LaTeX:", "x", "squared", "plus", "one", "x^2", "+", "1"]
     backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<eos>", unk_token="<unk>")
-    config = LlamaConfig(
-        vocab_size=len(words), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=64, eos_token_id=1, bos_token_id=1,
-    )  # fmt: skip
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return save_llama(path, tokenizer, hidden_size=64, intermediate_size=128, max_position_embeddings=64)
 
 
 @pytest.mark.gpu
