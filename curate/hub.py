@@ -8,6 +8,7 @@ Anything else is passed to `from_pretrained` as is (hub id or local path).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,3 +79,9 @@ def load_tokenizer(name: str) -> Any:
         return AutoTokenizer.from_pretrained(ref.path, **ref.kwargs())
     except (OSError, ValueError) as exc:
         raise CurateError(f"cannot load tokenizer '{name}': {str(exc).splitlines()[0]}") from None
+
+
+@functools.lru_cache(maxsize=4)
+def cached_tokenizer(name: str) -> Any:
+    """`load_tokenizer` once per process (a GGUF tokenizer takes seconds to convert); callers must not modify it."""
+    return load_tokenizer(name)

@@ -1,9 +1,9 @@
 """Token lengths of formatted examples, as the trainer will see them, and the max_length they call for.
 
-A row is counted the way TRL's `SFTTrainer` tokenizes it: `text`, or `prompt` + `completion`
-(strings, with the tokenizer's EOS appended), or `messages` / conversational prompt + completion
-rendered with the tokenizer's chat template. Preference rows count their longer side (prompt +
-chosen or prompt + rejected); rated/reward rows count prompt + response; labelled rows their text.
+A row is counted as the trainer receives it: the token ids of `curate.render.Renderer`, the one
+rendering `train sft` / `train reward` feed TRL's trainers with (template, chat template, one BOS, one
+end token). Preference rows count their longer side (prompt + chosen or prompt + rejected, as chat turns
+when `train reward` renders them so); rated/reward rows count prompt + response; labelled rows their text.
 
 Rule: recommended max_length = the smallest multiple of 64 that is ≥ p99 of the token counts
 (percentiles with numpy's default linear interpolation), so at most ~1% of rows are truncated.
@@ -11,22 +11,20 @@ Rule: recommended max_length = the smallest multiple of 64 that is ≥ p99 of th
 
 from __future__ import annotations
 
-import functools
 import io
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from curate.errors import CurateError
-from curate.hub import load_tokenizer
+from curate.render import Renderer
 
 DEFAULT_TOKENIZER = "smollm2"
 MULTIPLE = 64
 PERCENTILES = (50, 90, 95, 99)
-Tokenizable = str | list[dict[str, Any]]  # a string, or chat turns rendered with the chat template
 
 
 @dataclass(frozen=True)
@@ -75,87 +73,19 @@ def truncation(counts: Sequence[int], max_length: int) -> tuple[int, int]:
     return len(over), int((over - max_length).sum())
 
 
-@functools.lru_cache(maxsize=4)
-def cached_tokenizer(name: str) -> Any:
-    """`load_tokenizer` once per process (a GGUF tokenizer takes seconds to convert)."""
-    return load_tokenizer(name)
-
-
-def _sequences(row: dict[str, Any], eos: str) -> list[Tokenizable]:
-    """What the trainer tokenizes for one formatted row (two candidates for preference rows)."""
-
-    def joined(prompt: Any, completion: Any) -> Tokenizable:
-        if isinstance(prompt, list) and isinstance(completion, list):
-            return [*prompt, *completion]
-        if isinstance(prompt, str) and isinstance(completion, str):
-            text = prompt + completion
-            return text if text.endswith(eos) else text + eos
-        raise CurateError("prompt and completion must both be strings or both be lists of turns")
-
-    if "messages" in row:
-        return [list(row["messages"])]
-    if "chosen" in row and "rejected" in row:
-        prompt = row.get("prompt", [] if isinstance(row["chosen"], list) else "")
-        return [joined(prompt, row["chosen"]), joined(prompt, row["rejected"])]
-    if "completion" in row and "prompt" in row:
-        return [joined(row["prompt"], row["completion"])]
-    if "response" in row and "prompt" in row:
-        return [joined(row["prompt"], row["response"])]
-    if "text" in row:
-        text = row["text"]
-        return [text if "labels" in row or text.endswith(eos) else text + eos]
-    raise CurateError(
-        f"no formatted text in columns {sorted(row)}: expected text, prompt+completion, messages, "
-        "prompt+chosen+rejected or prompt+response"
-    )
-
-
 def token_counts(
     rows: Sequence[dict[str, Any]],
-    tokenizer: Any,
+    renderer: Renderer,
     track: Callable[[Iterable[Any], str, int], Iterable[Any]] | None = None,
     where: Callable[[int], str] | None = None,
 ) -> list[int]:
-    """Token count of each formatted row (see the module docstring for what is counted).
+    """Token count of each formatted row, exactly as its trainer receives it (`curate.render.Renderer`).
 
-    `track(items, description, total)` wraps the loop in a progress bar counting sequences; `where(i)` names
-    row i in errors.
+    `track(items, description, total)` wraps the loop in a progress bar counting rows; `where(i)` names row i
+    in errors.
     """
-    eos = tokenizer.eos_token or ""
-    per_row: list[list[Tokenizable]] = []
-    for i, row in enumerate(rows):
-        try:
-            per_row.append(_sequences(row, eos))
-        except CurateError as exc:
-            raise CurateError(f"{where(i) if where else f'row {i + 1}'}: {exc}") from None
-    flat = [seq for seqs in per_row for seq in seqs]
-    lengths = [0] * len(flat)
-    texts = [i for i, seq in enumerate(flat) if isinstance(seq, str)]
-    chats = [i for i, seq in enumerate(flat) if not isinstance(seq, str)]
-    if chats and not getattr(tokenizer, "chat_template", None):
-        raise CurateError("the rows are conversations but the tokenizer has no chat template")
-    batches = [texts[i : i + 512] for i in range(0, len(texts), 512)] + [
-        chats[i : i + 64] for i in range(0, len(chats), 64)
-    ]
-
-    def tokenized() -> Iterator[tuple[int, int]]:
-        """(sequence index, token count), tokenizing a batch at a time."""
-        for batch in batches:
-            if isinstance(flat[batch[0]], str):
-                ids = tokenizer([flat[i] for i in batch])["input_ids"]
-            else:
-                ids = [
-                    tokenizer.apply_chat_template(flat[i], tokenize=True, return_dict=True)["input_ids"] for i in batch
-                ]
-            yield from zip(batch, map(len, ids), strict=True)
-
-    for i, n_tokens in track(tokenized(), "lengths", len(flat)) if track else tokenized():
-        lengths[i] = n_tokens
-    counts, start = [], 0
-    for seqs in per_row:
-        counts.append(max(lengths[start : start + len(seqs)]))
-        start += len(seqs)
-    return counts
+    counts = renderer.lengths(rows, where)
+    return list(track(counts, "lengths", len(rows)) if track else counts)
 
 
 @dataclass(frozen=True)
@@ -182,7 +112,7 @@ class LengthReport:
         lines = [
             "## Token lengths",
             "",
-            f"Formatted examples tokenized with `{self.tokenizer}` (as the SFT trainer sees them, EOS included).",
+            f"Formatted examples tokenized with `{self.tokenizer}` (as the trainer receives them, special tokens and EOS included).",
             "",
             "| rows | min | mean | p50 | p90 | p95 | p99 | max |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|",

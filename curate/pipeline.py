@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from curate.env import package_versions
 from curate.errors import CurateError
@@ -75,22 +76,41 @@ def build_steps(recipe: BuildRecipe, kind: Kind) -> list[Step]:
         # not straddle train and test.
         cross_spec = replace(spec, fields=("prompt",)) if recipe.derive else spec
         steps.append(CrossSplitCheck(cross_spec, semantic.cross_split, recipe.split.group_by))
-    template = load_template(recipe.template) if recipe.template else None
-    steps.append(Format(output_kind(recipe.derive, kind), template, recipe.format))
+    template = (
+        load_template(recipe.template, default_system_prompt=recipe.default_system_prompt) if recipe.template else None
+    )
+    steps.append(Format(output_kind(recipe.derive, kind), template, recipe.format, recipe.default_system_prompt))
     if recipe.lengths:
         cfg = recipe.lengths
-        steps.append(Lengths(cfg.tokenizer, cfg.max_length, cfg.min_tokens, cfg.max_tokens))
+        steps.append(
+            Lengths(
+                cfg.tokenizer,
+                cfg.max_length,
+                cfg.min_tokens,
+                cfg.max_tokens,
+                recipe.template,
+                recipe.default_system_prompt,
+                recipe.strict,
+            )
+        )
     return steps
 
 
-def build(recipe: BuildRecipe, quiet: bool = False, ingested: Ingested | None = None) -> BuildResult:
-    """Run a whole build and write the export directory atomically.
+@dataclass
+class Built:
+    """A build's rows per split and what it knows about them, before anything is written."""
+
+    info: BuildInfo
+    splits: dict[str, list[dict[str, Any]]]
+    ctx: BuildContext
+    invalid: list[dict[str, Any]]
+
+
+def run_build(recipe: BuildRecipe, quiet: bool = False, ingested: Ingested | None = None) -> Built:
+    """Run the build's steps in memory (no export written; `curate build --inspect` stops here).
 
     `ingested`: records validated elsewhere (e.g. read from the review store) instead of `recipe.inputs`.
     """
-    if not recipe.out:
-        raise CurateError("no output directory: pass --out DIR (or set `out:` in the recipe)")
-    check_replaceable(Path(recipe.out).resolve(), MANIFEST)  # before the work, not after it
     with BuildContext(quiet=quiet) as ctx:
         if ingested is None:
             ingested = ingest(recipe.inputs, recipe.kind, recipe.map, recipe.ignore, recipe.skip_invalid, ctx)
@@ -103,6 +123,10 @@ def build(recipe: BuildRecipe, quiet: bool = False, ingested: Ingested | None = 
             records = step(records, ctx)
         kind = output_kind(recipe.derive, kind)
     splits = {s: [{"id": r.id, **r.data} for r in records if r.extra.get("split") == s] for s in SPLITS}
+    if not any(splits.values()):
+        reasons = Counter(f"{d.step}: {d.reason}" for d in ctx.dropped)
+        why = "; ".join(f"{reason} ({n})" for reason, n in reasons.most_common()) or "no valid rows"
+        raise CurateError(f"no rows left to export: every row was dropped — {why}")
     columns = list(next(iter(r for rows in splits.values() for r in rows), {}).keys())
     info = BuildInfo(
         name=recipe.export_name,
@@ -119,17 +143,30 @@ def build(recipe: BuildRecipe, quiet: bool = False, ingested: Ingested | None = 
         ],
         dropped_reasons=dict(Counter(f"{d.step}: {d.reason}" for d in ctx.dropped)),
         **dict(ctx.manifest),
+        notes=ctx.notes,
         sources=[SourceInfo(**source) for source in source_hashes(recipe.inputs)],
         recipe=recipe.model_dump(mode="json"),
         versions=package_versions(VERSIONED),
     )
+    return Built(info, splits, ctx, ingested.invalid)
+
+
+def build(recipe: BuildRecipe, quiet: bool = False, ingested: Ingested | None = None) -> BuildResult:
+    """Run a whole build and write the export directory atomically.
+
+    `ingested`: records validated elsewhere (e.g. read from the review store) instead of `recipe.inputs`.
+    """
+    if not recipe.out:
+        raise CurateError("no output directory: pass --out DIR (or set `out:` in the recipe)")
+    check_replaceable(Path(recipe.out).resolve(), MANIFEST)  # before the work, not after it
+    built = run_build(recipe, quiet, ingested)
     manifest = write_export(
         Path(recipe.out),
-        splits,
-        info,
-        lambda m: render_card(m, ctx.card_sections),
-        ctx.dropped_rows(),
-        ingested.invalid,
-        ctx.artifacts,
+        built.splits,
+        built.info,
+        lambda m: render_card(m, built.ctx.card_sections),
+        built.ctx.dropped_rows(),
+        built.invalid,
+        built.ctx.artifacts,
     )
     return BuildResult(Path(recipe.out), manifest)

@@ -92,7 +92,17 @@ class BuildRecipe(_Section):
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     dedupe: DedupeConfig = Field(default_factory=DedupeConfig)
     template: str | None = None
-    format: Literal["prompt-completion", "messages", "text"] = "prompt-completion"
+    # None: prompt-completion with a template; instruction rows without one become messages (curate/steps/template.py)
+    format: Literal["prompt-completion", "messages", "text"] | None = None
+    default_system_prompt: bool = Field(
+        default=False,
+        description="Let a chat template add its own default system prompt to rows without one (SmolLM2's "
+        "'You are a helpful AI assistant named SmolLM...'); off: such rows get an empty system turn.",
+    )
+    strict: bool = Field(
+        default=False,
+        description="Refuse, instead of warning, when the template writes special tokens the lengths tokenizer lacks.",
+    )
     split: SplitConfig = Field(default_factory=SplitConfig)
     derive: Literal["sft", "preference", "reward"] | None = None  # rated input -> this dataset
     ratings: RatingsConfig = Field(default_factory=RatingsConfig)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from curate.errors import CurateError, RowError
 
@@ -44,27 +44,101 @@ class Message(BaseModel):
     content: str
 
 
-class InstructionRecord(_Strict):
-    """A prompt and its response, or a conversation in `messages`."""
+# ShareGPT's `from` values and the role each becomes (the common public instruction-set shape).
+SHAREGPT_ROLES = {
+    "system": "system",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "bard": "assistant",
+    "bing": "assistant",
+    "model": "assistant",
+}
 
-    prompt: str | None = None
-    response: str | None = None
+
+class ShareGPTTurn(BaseModel):
+    """One turn of a ShareGPT conversation: `from` (see SHAREGPT_ROLES) and `value`."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    speaker: str = Field(alias="from")
+    value: str
+
+    @field_validator("speaker")
+    @classmethod
+    def _known_speaker(cls, value: str) -> str:
+        if value.lower() not in SHAREGPT_ROLES:
+            raise ValueError(f"unknown ShareGPT speaker {value!r}: use one of {', '.join(SHAREGPT_ROLES)}")
+        return value
+
+
+def conversation_problem(roles: list[str], contents: list[str]) -> str | None:
+    """What is wrong with a conversation's turns, or None: an optional system turn first, then user and
+    assistant alternating from a user turn, ending with an assistant turn; no empty turn."""
+    for i, (role, content) in enumerate(zip(roles, contents, strict=True)):
+        if not content.strip():
+            return f"turn {i} ({role}) is empty"
+    body = roles[1:] if roles and roles[0] == "system" else roles
+    if not body:
+        return "no user or assistant turn"
+    for i, role in enumerate(body):
+        expected = "user" if i % 2 == 0 else "assistant"
+        if role != expected:
+            at = i + len(roles) - len(body)
+            after = f"after {body[i - 1]!r}" if i else "first"
+            return f"turn {at} is {role!r} {after}: turns go system?, user, assistant, user, assistant, ..."
+    if body[-1] != "assistant":
+        return f"the last turn is {body[-1]!r}: a conversation ends with the assistant turn to learn"
+    return None
+
+
+class InstructionRecord(_Strict):
+    """A prompt and its response, or a conversation in `messages`.
+
+    Stanford Alpaca's columns are read as they are: `instruction` is the prompt, `output` the response and
+    `input` the optional context the alpaca template writes in its `### Input:` block.
+    """
+
+    prompt: str | None = Field(default=None, validation_alias=AliasChoices("prompt", "instruction"))
+    input: str | None = None  # Alpaca's optional context for the instruction ("" = none)
+    response: str | None = Field(default=None, validation_alias=AliasChoices("response", "output"))
     messages: list[Message] | None = None
+    conversations: list[ShareGPTTurn] | None = None  # ShareGPT; becomes `messages`
     system: str | None = None
     id: str | None = None
     source: str | None = None
     meta: dict[str, Any] | None = None
 
+    @field_validator("messages")
+    @classmethod
+    def _turns_in_order(cls, value: list[Message] | None) -> list[Message] | None:
+        if value is not None and (problem := conversation_problem([m.role for m in value], [m.content for m in value])):
+            raise ValueError(problem)
+        return value
+
+    @field_validator("conversations")
+    @classmethod
+    def _sharegpt_in_order(cls, value: list[ShareGPTTurn] | None) -> list[ShareGPTTurn] | None:
+        if value is not None:
+            roles = [SHAREGPT_ROLES[t.speaker.lower()] for t in value]
+            if problem := conversation_problem(roles, [t.value for t in value]):
+                raise ValueError(problem)
+        return value
+
     @model_validator(mode="after")
     def _prompt_response_or_messages(self) -> InstructionRecord:
+        if self.conversations is not None:
+            if self.messages is not None:
+                raise ValueError("give either 'messages' or 'conversations', not both")
+            turns = [Message(role=SHAREGPT_ROLES[t.speaker.lower()], content=t.value) for t in self.conversations]  # type: ignore[arg-type]
+            self.messages, self.conversations = turns, None
         if self.messages is None:
             missing = [name for name in ("prompt", "response") if getattr(self, name) is None]
             if missing:
-                raise ValueError(f"missing required field '{missing[0]}' (or give 'messages')")
+                raise ValueError(f"missing required field '{missing[0]}' (or give 'messages' or 'conversations')")
         elif self.prompt is not None or self.response is not None:
             raise ValueError("give either 'messages' or 'prompt'+'response', not both")
-        elif not any(m.role == "assistant" for m in self.messages):
-            raise ValueError("'messages' has no assistant turn to learn from")
         return self
 
 
@@ -138,7 +212,7 @@ MODELS: dict[Kind, type[_Strict]] = {
 
 # Fields holding free text that normalization cleans.
 TEXT_FIELDS: dict[Kind, tuple[str, ...]] = {
-    Kind.instruction: ("system", "prompt", "response"),
+    Kind.instruction: ("system", "prompt", "input", "response"),
     Kind.rated: ("prompt", "response", "comment"),
     Kind.preference: ("prompt", "chosen", "rejected"),
     Kind.labelled: ("text",),
@@ -147,7 +221,7 @@ TEXT_FIELDS: dict[Kind, tuple[str, ...]] = {
 
 # Fields whose (normalized) values make two rows exact duplicates by default.
 DEDUPE_FIELDS: dict[Kind, tuple[str, ...]] = {
-    Kind.instruction: ("system", "prompt", "response", "messages"),
+    Kind.instruction: ("system", "prompt", "input", "response", "messages"),
     Kind.rated: ("prompt", "response", "labeler"),
     Kind.preference: ("prompt", "chosen", "rejected"),
     Kind.labelled: ("text",),
@@ -169,7 +243,7 @@ class Record:
 def detect_kind(columns: list[str]) -> Kind:
     """Guess the record kind from the (mapped) column names."""
     cols = set(columns)
-    if "messages" in cols:
+    if cols & {"messages", "conversations"}:
         return Kind.instruction
     if {"chosen", "rejected"} <= cols:
         return Kind.preference
@@ -179,7 +253,7 @@ def detect_kind(columns: list[str]) -> Kind:
         return Kind.reward
     if "labels" in cols:
         return Kind.labelled
-    if {"prompt", "response"} <= cols:
+    if {"prompt", "response"} <= cols or {"instruction", "output"} <= cols:
         return Kind.instruction
     raise CurateError(
         f"cannot tell the record kind from the columns {sorted(cols)}: "
@@ -195,21 +269,59 @@ def validate_row(kind: Kind, raw: dict[str, Any], source: str, row: int, unit: s
         first = exc.errors()[0]
         loc = ".".join(str(part) for part in first["loc"]) or "(row)"
         if first["type"] == "extra_forbidden":
-            message = (
-                f"unknown column for kind '{kind.value}' (rename it with --map OLD=NEW or drop it with --ignore COLUMN)"
-            )
+            message = unknown_column_hint(kind, loc)
         elif first["type"] == "missing":
             message = "missing required field"
         else:
-            message = first["msg"]
+            message = first["msg"].removeprefix("Value error, ")
             if "input" in first and not isinstance(first["input"], (dict, list)):
                 message += f" (got {first['input']!r})"
         raise RowError(source, row, loc, message, unit) from None
     except (json.JSONDecodeError, TypeError) as exc:
         raise RowError(source, row, "labels", f"not a list of names: {exc}", unit) from None
     data = model.model_dump(exclude_none=True)
-    record_id = data.pop("id", None) or f"{_stem(source)}-{row}"
+    record_id = data.pop("id", None) or default_row_id(source, row)
     return Record(id=record_id, data=data, source=source, row=row)
+
+
+# Column names that usually hold part of the prompt: dropping one would train on prompts with the context gone.
+PROMPT_CONTENT = {"input": "input", "context": "input", "question": "prompt", "query": "prompt", "text": "prompt"}
+
+
+def unknown_column_hint(kind: Kind, column: str) -> str:
+    """What to do about a column the kind does not have; never suggest dropping one that carries prompt content."""
+    fields = ", ".join(name for name in MODELS[kind].model_fields if name not in ("id", "source", "meta"))
+    if kind is Kind.instruction and column.lower() in PROMPT_CONTENT:
+        return (
+            f"unknown column for kind 'instruction' (fields: {fields}); it looks like prompt content, so keep it: "
+            f"--map {column}={PROMPT_CONTENT[column.lower()]}"
+        )
+    return (
+        f"unknown column for kind '{kind.value}' (fields: {fields}): rename it with --map OLD=NEW, or drop it "
+        "with --ignore COLUMN if it holds no prompt or answer text"
+    )
+
+
+def default_row_id(source: str, row: int) -> str:
+    """The id of a row without an `id` column: file stem and row, `pairs-3` (the same in every command)."""
+    return f"{_stem(source)}-{row}"
+
+
+# Fields shown when a person reads a row (duplicates.parquet, review): text, in this order.
+READABLE_FIELDS = ("system", "prompt", "input", "response", "completion", "text", "chosen", "rejected")
+
+
+def readable_text(data: dict[str, Any]) -> str:
+    """A row's text as a person reads it: conversation turns as `role: content` lines, other text fields
+    joined by blank lines (so a dropped row and the row it duplicates can be read side by side)."""
+    parts = []
+    for name in ("messages", *READABLE_FIELDS):
+        value = data.get(name)
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, list) and all(isinstance(m, dict) for m in value):
+            parts.append("\n".join(f"{m.get('role')}: {m.get('content')}" for m in value))
+    return "\n\n".join(parts)
 
 
 def _stem(source: str) -> str:

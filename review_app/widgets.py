@@ -19,6 +19,18 @@ def plain_text(body: str, *, label: str | None = None) -> None:
         st.text(body, width="stretch")
 
 
+def show_prompt(prompt: str) -> None:
+    """The prompt as literal text; a conversation's earlier turns one by one, each labelled with its role."""
+    from curate.review.types import conversation_turns
+
+    turns = conversation_turns(prompt)
+    if turns is None:
+        plain_text(prompt, label="Prompt")
+        return
+    for turn in turns:
+        plain_text(turn["content"], label=turn["role"].capitalize())
+
+
 def scale_legend() -> None:
     """The 1-10 scale with its anchors."""
     st.caption(f"Scale 1-10: {SCALE_HELP}")

@@ -57,7 +57,21 @@ class DatasetSection(_Section):
 
     path: str | None = None
     packing: bool = False
-    completion_only_loss: bool | None = None  # None: on for prompt/completion data (TRL's rule)
+    completion_only_loss: bool | None = Field(
+        default=None, description="Loss on the completion only (prompt/completion rows); None: on. text rows: all."
+    )
+    assistant_only_loss: bool | None = Field(
+        default=None,
+        description="Loss on the assistant turns only (conversations, TRL's assistant_only_loss); None: on.",
+    )
+    default_system_prompt: bool | None = Field(
+        default=None,
+        description="Let the chat template add its own default system prompt to conversations without one; "
+        "None: as the export was built (curate build --default-system-prompt), else no.",
+    )
+    strict_template: bool = Field(
+        default=False, description="Refuse, instead of warning, a template whose special tokens the model lacks."
+    )
 
 
 class TrainingSection(_Section):

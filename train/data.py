@@ -154,13 +154,14 @@ def load_data(source: str, verb: str) -> TrainData:
 
 
 def export_max_length(
-    data: TrainData, model: str, tokenizer: Any, splits: list[Any] | None = None
+    data: TrainData, model: str, renderer: Any, splits: list[Any] | None = None
 ) -> tuple[int | None, str]:
     """The export's recommended max_length, valid for `model`'s tokenizer, and one line saying where it came from.
 
     The export counted tokens with the tokenizer in `manifest.lengths.tokenizer` (SmolLM2 by default); another
     model's tokenizer splits the same text differently, so then the rows (`splits`, default every split, as the
-    trainer will see them) are recounted with `tokenizer` under the same rule (curate/lengths.py).
+    trainer will see them) are recounted with `renderer` (curate.render.Renderer: the model's tokenizer, rendering
+    the rows as the trainer receives them) under the same rule (curate/lengths.py).
     (None, reason) when the data carries no recommendation.
     """
     lengths = data.manifest.lengths if data.manifest else None
@@ -171,7 +172,7 @@ def export_max_length(
     from curate.lengths import length_stats, recommended_max_length, token_counts
 
     rows = [row for split in (splits if splits is not None else data.dataset.values()) for row in split]
-    stats = length_stats(token_counts(rows, tokenizer))
+    stats = length_stats(token_counts(rows, renderer))
     recounted = recommended_max_length(stats.p99)
     return recounted, (
         f"recounted with {model}'s tokenizer (p99 {stats.p99:g} tokens): the export's "

@@ -1,7 +1,8 @@
 """`train generate RUN_DIR --prompt ...`: answer with a trained run, rendering the prompt like the training data.
 
 The run card names the template the export was built with (e.g. `latex`), so a bare sentence
-becomes the exact prompt the model learned on. Works on an adapter run directory and on the
+becomes the exact prompt the model learned on (`curate.render.Renderer.generation_prompt`, the
+rendering training used). Works on an adapter run directory and on the
 standalone model `train merge` writes.
 """
 
@@ -16,7 +17,7 @@ from rich.markup import escape
 
 from curate.console import console, user_errors
 from curate.errors import CurateError
-from curate.templates import load_template
+from curate.render import Renderer
 from train.card import read_run_card
 from train.model import model_path, resolve_dtype
 
@@ -24,15 +25,8 @@ from train.model import model_path, resolve_dtype
 def render_prompt(card: dict[str, Any], text: str, tokenizer: Any) -> str:
     """Render a user's text the way the training prompts were rendered (template, chat template or as is)."""
     data = card.get("data", {})
-    if data.get("template"):
-        prompt, _ = load_template(data["template"]).render(
-            [{"role": "user", "content": text}, {"role": "assistant", "content": ""}]
-        )
-        return prompt
-    if data.get("format") == "messages" and getattr(tokenizer, "chat_template", None):
-        messages = [{"role": "user", "content": text}]
-        return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
-    return text
+    renderer = Renderer(tokenizer, data.get("template"), default_system_prompt=bool(data.get("default_system_prompt")))
+    return renderer.generation_prompt(text, conversational=data.get("format") == "messages")
 
 
 @torch.inference_mode()
@@ -99,6 +93,7 @@ def generate_command(
 ) -> None:
     """Generate with a trained run, rendering each prompt with the template its data was built with.
 
+    \b
     Example:
       train generate runs/latex-sft --prompt "g of x equals integral from 0 to 1 of x squared" --num-beams 2 --max-new-tokens 24
     """

@@ -56,6 +56,7 @@ def merge_command(
 ) -> None:
     """Reload the base model in half precision, merge the LoRA adapter (merge_and_unload), save a standalone model.
 
+    \b
     Example:
       train merge runs/latex-sft --out models/latex-merged
     """

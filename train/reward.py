@@ -23,9 +23,10 @@ from pydantic import Field
 
 from curate.console import user_errors
 from curate.errors import CurateError
-from curate.io.manifest import Manifest
+from curate.render import Renderer
 from train import options
 from train.config import BaseRecipe, _Section
+from train.formatting import renderer_for, reward_dataset
 from train.progress import announce
 from train.run import (
     open_run,
@@ -36,7 +37,7 @@ from train.run import (
     training_arguments,
     write_card,
 )
-from train.score import TextFormat, preference_row, reward_scores
+from train.score import reward_scores
 
 
 class RewardSection(_Section):
@@ -61,34 +62,8 @@ class RewardRun:
     run_dir: Path
     model: Any
     tokenizer: Any
-    text_format: TextFormat
+    renderer: Renderer  # how prompts and answers were rendered (train score rebuilds it from the run card)
     metrics: dict[str, Any]
-
-
-def text_format_for(manifest: Manifest | None, tokenizer: Any, chat_template: bool) -> TextFormat:
-    """How prompts and answers reach the model: the export's own format, or chat turns for plain strings.
-
-    An export written without a template holds bare question/answer strings, which TRL would glue
-    together as `prompt + answer`; an instruct model reads them better as one user and one assistant turn.
-    """
-    found = TextFormat.from_manifest(manifest)
-    if chat_template and found.template is None and found.format != "messages" and tokenizer.chat_template:
-        return TextFormat(None, "messages")
-    return found
-
-
-def to_text_format(dataset: Any, text_format: TextFormat) -> Any:
-    """Rewrite plain-string preference rows into the chosen format (a no-op when they already match)."""
-    first = dataset[0]
-    if text_format.format != "messages" or isinstance(first["chosen"], list):
-        return dataset
-
-    def convert(row: dict[str, Any]) -> dict[str, Any]:
-        chosen = preference_row(row["prompt"], row["chosen"], text_format)
-        rejected = preference_row(row["prompt"], row["rejected"], text_format)
-        return {"prompt": chosen["prompt"], "chosen": chosen["chosen"], "rejected": rejected["chosen"]}
-
-    return dataset.map(convert)
 
 
 def head_name(model: Any) -> str:
@@ -125,13 +100,18 @@ def build_trainer(
     output_dir: Path,
     max_length: int | None,
     args: Any = None,
+    renderer: Renderer | None = None,
 ) -> Any:
     """A TRL RewardTrainer on (prompt, chosen, rejected[, margin]) splits; LoRA when the recipe asks.
 
-    `args` is the run's RewardConfig (made from the recipe when not given).
+    `args` is the run's RewardConfig (made from the recipe when not given); the rows reach the trainer
+    tokenized by `renderer` (default: the tokenizer's plain rendering of the strings).
     """
     from trl import RewardTrainer
 
+    renderer = renderer or Renderer(tokenizer)
+    train = reward_dataset(train, renderer)
+    test = reward_dataset(test, renderer) if test is not None else None
     if not recipe.reward.use_margin:
         train = train.remove_columns([c for c in ("margin",) if c in train.column_names])
         if test is not None:
@@ -179,7 +159,7 @@ def rating_spearman(rewards: list[float], ratings: list[float]) -> float | None:
     return float(spearmanr(rewards, ratings).statistic)
 
 
-def evaluate_pairs(model: Any, tokenizer: Any, test: Any, text_format: TextFormat, batch_size: int) -> dict[str, Any]:
+def evaluate_pairs(model: Any, tokenizer: Any, test: Any, renderer: Renderer, batch_size: int) -> dict[str, Any]:
     """Pairwise accuracy on the test pairs and, when the export carries ratings, Spearman vs mean ratings.
 
     `test` holds the export's own rows (plain strings or turn lists); each distinct answer is scored once.
@@ -195,7 +175,7 @@ def evaluate_pairs(model: Any, tokenizer: Any, test: Any, text_format: TextForma
             keys.append(key)
         pairs.append((keys[0], keys[1]))
     keys = list(answers)
-    rewards = reward_scores(model, tokenizer, [answers[k][:2] for k in keys], text_format, batch_size)
+    rewards = reward_scores(model, tokenizer, [answers[k][:2] for k in keys], renderer, batch_size)
     score = dict(zip(keys, rewards, strict=True))
     metrics: dict[str, Any] = {
         "test_pairs": len(pairs),
@@ -211,8 +191,13 @@ def evaluate_pairs(model: Any, tokenizer: Any, test: Any, text_format: TextForma
     return metrics
 
 
-def train_reward(recipe: RewardRecipe, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> RewardRun:
-    """Train a reward model on `recipe.dataset.path`; write adapter (+ head) or model, tokenizer and run card."""
+def train_reward(
+    recipe: RewardRecipe, resume: bool = False, overwrite: bool = False, quiet: bool = False, inspect: int = 0
+) -> RewardRun | None:
+    """Train a reward model on `recipe.dataset.path`; write adapter (+ head) or model, tokenizer and run card.
+
+    `inspect` > 0: print that many pairs as the trainer would receive them, and stop (None) before any model.
+    """
     from transformers import AutoModelForSequenceClassification
 
     from train.data import load_data
@@ -232,33 +217,34 @@ def train_reward(recipe: RewardRecipe, resume: bool = False, overwrite: bool = F
     if "prompt" not in data.columns:
         raise CurateError(f"{data.source}: `train reward` needs a `prompt` column beside chosen and rejected")
     tokenizer = load_tokenizer(recipe.model.name, recipe.tokenizer.padding_side, recipe.tokenizer.pad_token)
-    text_format = text_format_for(data.manifest, tokenizer, recipe.reward.chat_template)
+    renderer = renderer_for(data, tokenizer, recipe.dataset, recipe.model.name, recipe.reward.chat_template)
     test = data.eval if data.eval is not None and len(data.eval) else None
-    train_set = to_text_format(data.dataset["train"], text_format)
-    test_set = to_text_format(test, text_format) if test is not None else None
-    # A recount (export counted with another tokenizer) measures the pairs as the trainer will see them.
-    splits = [train_set] if test_set is None else [train_set, test_set]
-    max_length = pick_max_length(recipe, data, tokenizer, quiet, splits)
+    max_length = pick_max_length(recipe, data, renderer, quiet)
+    if inspect:
+        from train.inspect import inspect_data
+
+        inspect_data(data, renderer, "reward", max_length, inspect)
+        return None
     args = reward_config(recipe, run_dir_for(recipe, data.name, "reward"), test is not None, max_length)
     run = open_run("reward", args, resume, overwrite)
     model = load_model(recipe.model, recipe.memory, AutoModelForSequenceClassification, num_labels=1)
-    trainer = build_trainer(model, tokenizer, recipe, train_set, test_set, run.dir, max_length, args)
+    trainer = build_trainer(
+        model, tokenizer, recipe, data.dataset["train"], test, run.dir, max_length, args, renderer=renderer
+    )
     trained = train_and_evaluate(trainer, run, recipe, quiet)
     if test is not None:  # pairwise accuracy and Spearman vs ratings, scored as `train score` scores
-        trained.metrics.update(
-            evaluate_pairs(trainer.model, tokenizer, test, text_format, recipe.reward.score_batch_size)
-        )
+        trained.metrics.update(evaluate_pairs(trainer.model, tokenizer, test, renderer, recipe.reward.score_batch_size))
     own = {
         "head": "AutoModelForSequenceClassification, num_labels=1 (the reward)",
         "data": {
-            "template": text_format.template,
-            "format": text_format.format,
+            "chat_strings": renderer.chat_strings,
+            "default_system_prompt": renderer.default_system_prompt,
             "margin": recipe.reward.use_margin and "margin" in data.columns,
         },
         "hyperparameters": {**recipe.reward.model_dump(), "max_length": max_length},
     }
     write_card(run, trainer, recipe, data, trained, own)
-    return RewardRun(run.dir, trainer.model, tokenizer, text_format, trained.metrics)
+    return RewardRun(run.dir, trainer.model, tokenizer, renderer, trained.metrics)
 
 
 @user_errors
@@ -303,6 +289,12 @@ def reward_command(
     gradient_checkpointing: options.GradientCheckpointing = None,
     seed: options.Seed = None,
     report_to: options.ReportTo = None,
+    strict: Annotated[
+        Optional[bool], typer.Option("--strict", help="Refuse a template whose special tokens the model lacks.")
+    ] = None,
+    inspect: Annotated[
+        int, typer.Option(min=0, help="Print the first N pairs as the trainer receives them (tokens, counts); exit.")
+    ] = 0,
     resume: options.Resume = False,
     overwrite: options.Overwrite = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No recipe print-out or progress bars.")] = False,
@@ -315,10 +307,12 @@ def reward_command(
 
     Writes the adapter (with its score head), tokenizer and run_card.json (with the export's content hash).
 
+    \b
     Examples:
       train reward --config recipes/qa-reward.yaml
       train reward --config recipes/qa-reward.yaml training.epochs=1 reward.center_rewards_coefficient=0.01
       train reward --data out/qa-pairs --model smollm2 --no-margin
+      train reward --config recipes/qa-reward.yaml --inspect 2
     """
     from train.config import load_recipe, parse_overrides
 
@@ -342,10 +336,11 @@ def reward_command(
         "lora.alpha": lora_alpha,
         "lora.dropout": lora_dropout,
         "logging.report_to": report_to,
+        "dataset.strict_template": strict,
     }
     recipe = load_recipe(RewardRecipe, config, parse_overrides(overrides or []), flags)
     announce(recipe, f"train reward · {config or 'command line'}", quiet)
-    run = train_reward(recipe, resume=resume, overwrite=overwrite, quiet=quiet)
-    if not quiet:
+    run = train_reward(recipe, resume=resume, overwrite=overwrite, quiet=quiet, inspect=inspect)
+    if run is not None and not quiet:
         shown = [k for k in run.metrics if k.startswith("test_")]
         print_summary(run.run_dir, shown, "adapter + score head, tokenizer, run_card.json, README.md")

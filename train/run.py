@@ -40,6 +40,7 @@ from typing import Any
 from curate.console import console
 from curate.errors import CurateError
 from curate.io.owned import written_by_us
+from curate.render import Renderer
 from train.card import CARD, hardware, now, peak_memory, read_run_card, reset_peak_memory, versions, write_run_card
 from train.config import BaseRecipe
 from train.data import TrainData, export_max_length
@@ -110,16 +111,16 @@ DEFAULT_MAX_LENGTH = 1024  # TRL's own default, for data without a recommended m
 
 
 def pick_max_length(
-    recipe: BaseRecipe, data: TrainData, tokenizer: Any, quiet: bool, splits: list[Any] | None = None
+    recipe: BaseRecipe, data: TrainData, renderer: Renderer, quiet: bool, splits: list[Any] | None = None
 ) -> int:
     """The recipe's max_length, else the export's recommended one for this model's tokenizer, else TRL's 1024.
 
-    Says in one line where an export-derived value came from (recounted when the export used another tokenizer;
-    `splits`: the rows as the trainer will see them, default the data's splits).
+    Says in one line where an export-derived value came from (recounted with `renderer`, the rendering the
+    trainer gets, when the export used another tokenizer; `splits`: the rows, default the data's splits).
     """
     if recipe.tokenizer.max_length:
         return recipe.tokenizer.max_length
-    recommended, why = export_max_length(data, str(recipe.model.name), tokenizer, splits)
+    recommended, why = export_max_length(data, str(recipe.model.name), renderer, splits)
     if not quiet and recommended is not None:
         console.print(f"max_length {recommended}: {why}", highlight=False)
     return recommended or DEFAULT_MAX_LENGTH

@@ -1,8 +1,8 @@
 """`train score`: a reward per (prompt, answer) from a trained reward model.
 
 An answer is rendered and tokenized exactly as `train reward` saw a `chosen` answer during
-training (the export's template/format, then TRL RewardTrainer's tokenization), so a score
-here is the reward the model was trained to give. The output is the input rows plus a
+training (the same `curate.render.Renderer`, rebuilt from the run card), so a score here is the
+reward the model was trained to give. The output is the input rows plus a
 `reward` column, in the input's file type (JSONL, CSV or Parquet).
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -18,60 +17,29 @@ import typer
 
 from curate.console import console, user_errors
 from curate.errors import CurateError
-from curate.io.manifest import Manifest
+from curate.render import Renderer
 
 SCORE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
 
-@dataclass(frozen=True)
-class TextFormat:
-    """How the training export rendered prompt and answer: its template name and format (manifest.template)."""
-
-    template: str | None = None
-    format: str = "prompt-completion"
-
-    @classmethod
-    def from_manifest(cls, manifest: Manifest | None) -> TextFormat:
-        """The format an export was written in; plain prompt/answer strings when there is no manifest."""
-        section = manifest.template if manifest else None
-        return cls(section.name, section.format) if section else cls()
-
-
-def preference_row(prompt: str, answer: str, text_format: TextFormat) -> dict[str, Any]:
-    """The (prompt, chosen) row `curate build` would have written for this answer."""
-    from curate.schema import Kind
-    from curate.steps.template import Format
-    from curate.templates import load_template
-
-    template = load_template(text_format.template) if text_format.template else None
-    fmt = "messages" if text_format.format == "messages" else "prompt-completion"
-    return Format(Kind.preference, template, fmt).format({"prompt": prompt, "chosen": answer, "rejected": answer})
-
-
-def reward_input_ids(tokenizer: Any, prompt: Any, answer: Any, text_format: TextFormat) -> list[int]:
-    """Token ids of one answer as TRL's RewardTrainer builds `chosen_ids` (trl 1.16 `_prepare_dataset`).
-
-    `prompt`/`answer` are plain strings (rendered with `text_format`) or already turn lists (a messages export).
-    """
-    row = (
-        {"prompt": prompt, "chosen": answer}
-        if isinstance(answer, list)
-        else preference_row(prompt, answer, text_format)
+def reward_renderer(tokenizer: Any, data: dict[str, Any]) -> Renderer:
+    """The rendering a reward run trained with, from its run card's `data` section."""
+    chat_strings = data.get("chat_strings")
+    if chat_strings is None:  # cards written before chat_strings was recorded: untemplated strings ran as chat
+        chat_strings = data.get("format") == "messages" and not data.get("template")
+    return Renderer(
+        tokenizer,
+        data.get("template"),
+        default_system_prompt=bool(data.get("default_system_prompt")),
+        chat_strings=bool(chat_strings),
     )
-    if isinstance(row["chosen"], list):  # conversational: the chat template closes the turn, no extra EOS
-        messages = row["prompt"] + row["chosen"]
-        return list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
-    text = row["prompt"] + row["chosen"]
-    if not text.endswith(tokenizer.eos_token):
-        text += tokenizer.eos_token
-    return list(tokenizer(text=text)["input_ids"])
 
 
 def reward_scores(
     model: Any,
     tokenizer: Any,
     pairs: list[tuple[Any, Any]],
-    text_format: TextFormat,
+    renderer: Renderer,
     batch_size: int = 16,
     quiet: bool = True,
 ) -> list[float]:
@@ -81,7 +49,7 @@ def reward_scores(
 
     if tokenizer.pad_token_id is None or model.config.pad_token_id is None:
         raise CurateError("the reward model has no pad token: batches of more than one answer cannot be scored")
-    ids = [reward_input_ids(tokenizer, prompt, answer, text_format) for prompt, answer in pairs]
+    ids = [example.input_ids for example in renderer.answers(pairs)]
     # Longest first, so a batch pads little and an out-of-memory shows at the first batch.
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
     scores = [0.0] * len(ids)
@@ -106,7 +74,7 @@ def reward_scores(
     return scores
 
 
-def load_reward_model(run_dir: str | Path, dtype: str = "auto") -> tuple[Any, Any, TextFormat]:
+def load_reward_model(run_dir: str | Path, dtype: str = "auto") -> tuple[Any, Any, Renderer]:
     """Reward model (base + LoRA adapter with its saved `score` head, or a full model), tokenizer, text format."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -145,8 +113,7 @@ def load_reward_model(run_dir: str | Path, dtype: str = "auto") -> tuple[Any, An
     model.config.pad_token_id = tokenizer.pad_token_id
     if torch.cuda.is_available() and not quantized:
         model.to("cuda")
-    data = card.get("data", {})
-    return model, tokenizer, TextFormat(data.get("template"), data.get("format") or "prompt-completion")
+    return model, tokenizer, reward_renderer(tokenizer, card.get("data", {}))
 
 
 def read_answers(path: Path) -> tuple[list[dict[str, Any]] | Any, list[str]]:
@@ -203,8 +170,8 @@ def score_file(
         if not isinstance(prompt, str) or not isinstance(answer, str):
             raise CurateError(f"--data {data} row {number}: '{prompt_column}' and '{answer_column}' must be text")
         pairs.append((prompt, answer))
-    model, tokenizer, text_format = load_reward_model(run_dir)
-    rewards = reward_scores(model, tokenizer, pairs, text_format, batch_size, quiet)
+    model, tokenizer, renderer = load_reward_model(run_dir)
+    rewards = reward_scores(model, tokenizer, pairs, renderer, batch_size, quiet)
     out.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(table, list):
         lines = (
@@ -233,6 +200,7 @@ def score_command(
 ) -> None:
     """Write a reward score per answer: the same rows plus a `reward` column (higher = better).
 
+    \b
     Example:
       train score runs/qa-reward --data data/qa/ratings.jsonl --out out/qa-ratings-scored.jsonl
     """

@@ -15,10 +15,13 @@ import typer
 
 from curate.console import console, user_errors
 from curate.errors import CurateError
+from curate.render import Example, Renderer
 from train import options
 from train.config import SFTRecipe, load_recipe, parse_overrides
 from train.data import TrainData, load_data
+from train.formatting import renderer_for, sft_dataset, stop_token
 from train.generate import generate_texts
+from train.inspect import inspect_data
 from train.model import load_model, load_tokenizer, lora_config
 from train.progress import announce
 from train.run import (
@@ -32,19 +35,14 @@ from train.run import (
 )
 
 
-def check_prompt_lengths(data: TrainData, tokenizer: Any, max_length: int) -> None:
+def check_prompt_lengths(data: TrainData, examples: dict[str, list[Example]], max_length: int) -> None:
     """Refuse a max_length that leaves no room for the completion of the longest prompt."""
-    if data.format != ("prompt", "completion") or not isinstance(data.dataset["train"][0]["prompt"], str):
-        return
     longest, where = 0, ""
-    for split, rows in data.dataset.items():
-        lengths = [len(ids) for ids in tokenizer(list(rows["prompt"]))["input_ids"]]
-        for row, n in enumerate(lengths):
-            if n > longest:
-                longest, where = (
-                    n,
-                    f"{split} row {row}" + (f" (id {rows[row]['id']})" if "id" in rows.column_names else ""),
-                )
+    for split, rows in examples.items():
+        for row, example in enumerate(rows):
+            if example.prompt_length > longest and any(example.loss_mask):
+                ids = data.dataset[split]["id"] if "id" in data.dataset[split].column_names else None
+                longest, where = example.prompt_length, f"{split} row {row}" + (f" (id {ids[row]})" if ids else "")
     if longest >= max_length:
         raise CurateError(
             f"max_length {max_length} is not longer than the longest prompt ({longest} tokens, {where} of "
@@ -52,47 +50,79 @@ def check_prompt_lengths(data: TrainData, tokenizer: Any, max_length: int) -> No
         )
 
 
-def sft_config(recipe: SFTRecipe, run_dir: Path, max_length: int, has_eval: bool) -> Any:
-    """TRL's SFTConfig: the keys every verb shares (train/run.py) plus SFT's own."""
+def sft_splits(data: TrainData, renderer: Renderer, max_length: int | None) -> dict[str, Any]:
+    """Each split of `data` tokenized for SFTTrainer (input_ids + completion_mask), prompt lengths checked
+    against `max_length` (None: not checked)."""
+    columns = [c for c in data.columns if c in ("prompt", "completion", "messages", "text")]
+    splits = {split: sft_dataset(rows.select_columns(columns), renderer) for split, rows in data.dataset.items()}
+    # elsewhere TRL drops the rows left without loss (--inspect counts them)
+    if max_length is not None and data.format == ("prompt", "completion"):
+        check_prompt_lengths(
+            data,
+            {s: [Example(r["input_ids"], r["completion_mask"]) for r in rows] for s, rows in splits.items()},
+            max_length,
+        )
+    return {split: rows for split, rows in splits.items() if len(rows)}
+
+
+def sft_config(recipe: SFTRecipe, run_dir: Path, max_length: int, has_eval: bool, eos_token: str | None = None) -> Any:
+    """TRL's SFTConfig: the keys every verb shares (train/run.py) plus SFT's own.
+
+    `eos_token`: the template's end-of-turn token when the model should stop on it (`stop_token`).
+    """
     from trl import SFTConfig
 
     return SFTConfig(
         **training_arguments(recipe, run_dir, has_eval),
         max_length=max_length,
         packing=recipe.dataset.packing,
-        completion_only_loss=recipe.dataset.completion_only_loss,
+        # The rows come tokenized with their loss mask (train/formatting.py): TRL applies it as given.
+        completion_only_loss=True,
+        eos_token=eos_token,
     )
 
 
-def run_sft(recipe: SFTRecipe, resume: bool = False, overwrite: bool = False, quiet: bool = False) -> Path:
-    """Train, save the adapter + tokenizer + run card into the run directory, and return it."""
+def build_trainer(splits: dict[str, Any], renderer: Renderer, model: Any, args: Any, recipe: SFTRecipe) -> Any:
+    """TRL's SFTTrainer on the tokenized splits (`sft_splits`), LoRA from the recipe."""
     from trl import SFTTrainer
 
+    return SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=splits["train"],
+        eval_dataset=splits.get("test"),
+        processing_class=renderer.tokenizer,
+        peft_config=lora_config(recipe.lora),
+    )
+
+
+def run_sft(
+    recipe: SFTRecipe, resume: bool = False, overwrite: bool = False, quiet: bool = False, inspect: int = 0
+) -> Path | None:
+    """Train, save the adapter + tokenizer + run card into the run directory, and return it.
+
+    `inspect` > 0: print that many examples as the trainer would receive them, and stop (None) before any model.
+    """
     if not recipe.dataset.path:
         raise CurateError("no training data: pass --data EXPORT_DIR (or set dataset.path in the recipe)")
     if not recipe.model.name:
         raise CurateError("no model: pass --model NAME (hub id, local directory, .gguf file or 'smollm2')")
     data = load_data(recipe.dataset.path, "sft")
     tokenizer = load_tokenizer(recipe.model.name, recipe.tokenizer.padding_side, recipe.tokenizer.pad_token)
-    max_length = pick_max_length(recipe, data, tokenizer, quiet)
-    check_prompt_lengths(data, tokenizer, max_length)
-    columns = [c for c in data.columns if c in ("prompt", "completion", "messages", "text")]
-    train_set = data.dataset["train"].select_columns(columns)
-    eval_set = data.eval.select_columns(columns) if data.eval is not None and len(data.eval) else None
-    args = sft_config(recipe, run_dir_for(recipe, data.name, "sft"), max_length, eval_set is not None)
+    renderer = renderer_for(data, tokenizer, recipe.dataset, recipe.model.name)
+    max_length = pick_max_length(recipe, data, renderer, quiet)
+    if inspect:
+        inspect_data(data, renderer, "sft", max_length, inspect)
+        return None
+    splits = sft_splits(data, renderer, max_length)  # before the run dir and model: bad lengths fail fast
+    run_dir = run_dir_for(recipe, data.name, "sft")
+    args = sft_config(recipe, run_dir, max_length, "test" in splits, stop_token(renderer))
     run = open_run("sft", args, resume, overwrite)
-
-    trainer = SFTTrainer(
-        model=load_model(recipe.model, recipe.memory),
-        args=args,
-        train_dataset=train_set,
-        eval_dataset=eval_set,
-        processing_class=tokenizer,
-        peft_config=lora_config(recipe.lora),
-    )
+    trainer = build_trainer(splits, renderer, load_model(recipe.model, recipe.memory), args, recipe)
     trained = train_and_evaluate(trainer, run, recipe, quiet)
     samples = sample_generations(trainer.model, tokenizer, data, recipe) if trainer.is_world_process_zero() else []
     own = {
+        "data": {"default_system_prompt": renderer.default_system_prompt},
         "hyperparameters": {"max_length": max_length, **recipe.dataset.model_dump()},
         "generation": recipe.generation.model_dump(),
         "samples": samples,
@@ -148,9 +178,19 @@ def sft_command(
         Optional[bool],
         typer.Option(
             "--completion-only-loss/--full-loss",
-            help="Loss on completions only (default on for prompt/completion data).",
+            help="Loss only on what the model writes: completions, and the assistant turns of conversations "
+            "(default on); --full-loss trains on every token.",
         ),
     ] = None,
+    strict: Annotated[
+        Optional[bool], typer.Option("--strict", help="Refuse a template whose special tokens the model lacks.")
+    ] = None,
+    inspect: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Print the first N examples as the trainer receives them (tokens, loss mask, counts); exit."
+        ),
+    ] = 0,
     quantize: options.Quantize = None,
     lora_r: options.LoraR = None,
     lora_alpha: options.LoraAlpha = None,
@@ -170,10 +210,12 @@ def sft_command(
     Evaluates and saves each epoch, keeps the best checkpoint by eval loss, then writes the adapter,
     tokenizer and run_card.json (with the export's content hash and sample generations).
 
+    \b
     Examples:
       train sft --config recipes/latex-sft.yaml
       train sft --config recipes/latex-sft.yaml training.epochs=5 lora.r=8
       train sft --data out/latex --model smollm2 --epochs 3 --lr 2e-4
+      train sft --config recipes/latex-sft.yaml --inspect 3
     """
     flags: dict[str, Any] = {
         "dataset.path": data,
@@ -190,6 +232,8 @@ def sft_command(
         "tokenizer.max_length": max_length,
         "dataset.packing": packing,
         "dataset.completion_only_loss": completion_only_loss,
+        "dataset.assistant_only_loss": completion_only_loss,
+        "dataset.strict_template": strict,
         "memory.quantize": quantize,
         "memory.gradient_checkpointing": gradient_checkpointing,
         "lora.r": lora_r,
@@ -200,8 +244,8 @@ def sft_command(
     }
     recipe = load_recipe(SFTRecipe, config, parse_overrides(overrides or []), flags)
     announce(recipe, f"train sft · {config or 'command line'}", quiet)
-    run_dir = run_sft(recipe, resume=resume, overwrite=overwrite, quiet=quiet)
-    if not quiet:
+    run_dir = run_sft(recipe, resume=resume, overwrite=overwrite, quiet=quiet, inspect=inspect)
+    if run_dir is not None and not quiet:
         print_samples(print_summary(run_dir, ("train_loss", "eval_loss", "best_eval_loss", "global_step")))
 
 

@@ -8,9 +8,9 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
-from curate.console import console, user_errors
+from curate.console import console, err_console, user_errors
 from curate.errors import CurateError
-from curate.pipeline import BuildResult, build
+from curate.pipeline import BuildResult, Built, build, run_build
 from curate.recipe import BuildRecipe, apply_overrides, load_recipe
 from curate.schema import Kind
 
@@ -55,6 +55,29 @@ def print_summary(result: BuildResult) -> None:
             f"Cross-split check: {cross.flagged} test rows near a train row (cosine >= {cross.threshold:g}); "
             f"action: {cross.action} (see manifest.json 'cross_split')"
         )
+
+
+def inspect_build(built: Built, recipe: BuildRecipe, limit: int) -> None:
+    """`--inspect N`: the first N train rows as token ids with the lengths tokenizer (default smollm2), and counts."""
+    from curate.hub import cached_tokenizer
+    from curate.inspect import inspect_splits
+    from curate.recipe import LengthsConfig
+    from curate.render import Renderer
+
+    info = built.info
+    if info.kind not in (Kind.instruction, Kind.preference):
+        raise CurateError(f"--inspect shows instruction and preference rows, not '{info.kind.value}' rows")
+    lengths = recipe.lengths or LengthsConfig()
+    tokenizer = cached_tokenizer(lengths.tokenizer)
+    renderer = Renderer(
+        tokenizer,
+        info.template.name if info.template else None,
+        default_system_prompt=info.template.default_system_prompt if info.template else False,
+        chat_strings=True,  # untemplated preference strings: `train reward` renders them as chat turns
+    )
+    max_length = lengths.max_length or (info.lengths.recommended_max_length if info.lengths else None)
+    title = f"curate build · first {limit} train rows with {lengths.tokenizer}, as the trainer receives them"
+    inspect_splits(console, built.splits, renderer, info.kind is Kind.preference, max_length, limit, title)
 
 
 @user_errors
@@ -109,6 +132,18 @@ def build_command(
     ] = None,
     system_prompt: Annotated[
         Optional[str], typer.Option("--system", help="System prompt for instruction rows that have none.")
+    ] = None,
+    default_system_prompt: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--default-system-prompt/--no-default-system-prompt",
+            help="Let a chat template add its own default system prompt to rows without one (default: no, "
+            "an empty system turn instead).",
+        ),
+    ] = None,
+    strict: Annotated[
+        Optional[bool],
+        typer.Option("--strict", help="Refuse a template whose special tokens the target tokenizer lacks."),
     ] = None,
     test_size: Annotated[
         Optional[float], typer.Option(help="Fraction of rows (or groups) in the test split (default 0.2).")
@@ -177,13 +212,23 @@ def build_command(
             help="Embedding backend: auto | bf16 | onnx | torch (onnx/torch: exact fp32; auto: bf16 on AMX CPUs)."
         ),
     ] = None,
+    inspect: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Print the first N train examples as the trainer receives them (tokens with the lengths "
+            "tokenizer, loss mask, counts) and exit without writing the export.",
+        ),
+    ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
     """Ingest, validate, normalize, dedupe, template and split; write an export directory.
 
+    \b
     Examples:
-      curate build recipes/latex-sft.yaml
+      curate build recipes/latex-build.yaml
       curate build data/latex --map english=prompt --map latex=response --template latex --out out/latex
+      curate build recipes/latex-build.yaml --inspect 3
     """
     if len(inputs) == 1 and inputs[0].endswith((".yaml", ".yml")):
         recipe = load_recipe(inputs[0])
@@ -202,6 +247,8 @@ def build_command(
         "template": template,
         "format": format_,
         "system_prompt": system_prompt,
+        "default_system_prompt": default_system_prompt,
+        "strict": strict,
         "split.test_size": test_size,
         "split.seed": seed,
         "split.group_by": group_by,
@@ -228,6 +275,11 @@ def build_command(
     recipe = apply_overrides(recipe, overrides)
     if semantic_dedupe is False:
         recipe.dedupe.semantic = None
+    if inspect:
+        inspect_build(run_build(recipe, quiet=quiet), recipe, inspect)
+        return
     result = build(recipe, quiet=quiet)
     if not quiet:
         print_summary(result)
+    for note in result.manifest.notes:
+        err_console.print(f"[bold yellow]warning:[/] {note}", highlight=False, soft_wrap=True)

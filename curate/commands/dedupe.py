@@ -18,9 +18,11 @@ from curate.io.atomic import atomic_directory, check_replaceable
 from curate.io.export import write_parquet
 from curate.io.owned import stamped
 from curate.io.readers import RawRow, read_rows
+from curate.schema import default_row_id, detect_kind
 from curate.similarity.dedupe import DedupeResult, semantic_dedupe, threshold_sweep
 from curate.similarity.embed import DEFAULT_EMBEDDER, encode
 from curate.similarity.pair_search import INDEX_KINDS, Pairs
+from curate.steps.semantic_dedupe import SEMANTIC_FIELDS, joined_text
 
 SAMPLE_PAIRS = 4  # pairs shown on each side of the chosen threshold
 
@@ -37,24 +39,25 @@ def parse_sweep(spec: str) -> list[float]:
     return [round(start + i * step, 6) for i in range(count)]
 
 
+def default_fields(raws: list[RawRow]) -> list[str]:
+    """The text compared when --field is not given: the record kind's, as `curate build` compares it."""
+    columns = sorted({column for raw in raws for column in raw.data})
+    try:
+        kind = detect_kind(columns)
+    except CurateError:
+        return ["text"]
+    present = [name for name in SEMANTIC_FIELDS.get(kind, ("text",)) if name in columns]
+    return present or ["text"]
+
+
 def row_text(raw: RawRow, fields: list[str]) -> str:
-    """The text embedded for a raw row: its `fields` joined by blank lines; a missing or non-text field is an error."""
-    parts = []
-    for name in fields:
-        value = raw.data.get(name)
-        if not isinstance(value, str):
-            problem = "is missing" if value is None else f"is {type(value).__name__}, not text"
-            raise CurateError(
-                f"{raw.source} {raw.unit} {raw.row}: field '{name}' {problem} (columns: {sorted(raw.data)}); "
-                "choose the text with --field"
-            )
-        parts.append(value)
-    return "\n\n".join(parts)
+    """The text embedded for a raw row: its `fields` joined by blank lines (a conversation: its non-system turns)."""
+    return joined_text(raw.data, fields, f"{raw.source} {raw.unit} {raw.row}", "choose the text with --field")
 
 
 def row_id(raw: RawRow) -> str:
-    """A row's `id` column, else file:row."""
-    return str(raw.data["id"]) if raw.data.get("id") is not None else f"{Path(raw.source).name}:{raw.row}"
+    """A row's `id` column, else the id `curate build` gives it (file stem and row: `pairs-3`)."""
+    return str(raw.data["id"]) if raw.data.get("id") is not None else default_row_id(raw.source, raw.row)
 
 
 def sweep_plot(thresholds: list[float], dropped: list[int], rows: int, chosen: float) -> bytes:
@@ -119,11 +122,13 @@ def write_output(
     out: Path,
     raws: list[RawRow],
     ids: list[str],
+    texts: list[str],
     result: DedupeResult,
     summary: dict[str, Any],
     extra: dict[str, bytes],
 ) -> None:
-    """out/kept.parquet (kept rows as read), duplicates.parquet, dedupe.json and `extra` files, written atomically."""
+    """out/kept.parquet (kept rows as read), duplicates.parquet (with both texts), dedupe.json and `extra`
+    files, written atomically."""
     dropped = [
         {
             "id": ids[i],
@@ -131,6 +136,8 @@ def write_output(
             "similarity": round(float(result.similarity[i]), 6),
             "source": raws[i].source,
             "row": raws[i].row,
+            "text": texts[i],
+            "kept_text": texts[result.kept_by[i]],
         }
         for i in np.flatnonzero(~result.keep)
     ]
@@ -152,7 +159,13 @@ def write_output(
 def dedupe_command(
     inputs: Annotated[list[str], typer.Argument(help="Input files/directories: JSONL, CSV, Parquet, HF datasets.")],
     field: Annotated[
-        list[str], typer.Option("--field", "-f", help="Text field to embed (repeatable: joined). Default: text.")
+        list[str],
+        typer.Option(
+            "--field",
+            "-f",
+            help="Text field to embed (repeatable: joined). Default: the record kind's text, as curate build "
+            "compares it (instruction: prompt, input, response or a conversation's turns; labelled: text).",
+        ),
     ] = [],  # noqa: B006
     threshold: Annotated[
         float,
@@ -194,6 +207,7 @@ def dedupe_command(
     Rows are visited in input order; a row is dropped if its similarity to an already kept row is
     >= --threshold. Exact search keeps exactly the rows the full similarity matrix would.
 
+    \b
     Examples:
       curate dedupe data/genres/descriptions.jsonl --sweep 0.80:0.99:0.01
       curate dedupe data/genres/descriptions.jsonl --field text --threshold 0.9 --out out/genres-dedupe
@@ -207,8 +221,13 @@ def dedupe_command(
     if out is not None:
         check_replaceable(out.resolve(), "dedupe.json")  # before the embedding work, not after it
     thresholds = parse_sweep(sweep) if sweep else []
-    fields = field or ["text"]
     raws = list(read_rows(inputs, parse_map(map_)))
+    fields = field or default_fields(raws)
+    if not quiet:
+        turns = (
+            "; of a conversation, its user and assistant turns" if set(fields) & {"messages", "conversations"} else ""
+        )
+        console.print(f"Comparing {' + '.join(fields)} (joined by blank lines{turns})", highlight=False)
     texts = [row_text(raw, fields) for raw in raws]
     ids = [row_id(raw) for raw in raws]
     start = time.perf_counter()
@@ -246,7 +265,7 @@ def dedupe_command(
             "kept": len(raws) - result.dropped,
         }
         extra = {"sweep.png": png} if png is not None and plot is None else {}
-        write_output(out, raws, ids, result, summary, extra)
+        write_output(out, raws, ids, texts, result, summary, extra)
         console.print(f"Kept rows, duplicates and summary written to [bold]{out}[/]")
     if png is not None and (plot is not None or out is None):
         target = plot or Path("dedupe-sweep.png")

@@ -67,7 +67,7 @@ def write_export(
 ) -> Manifest:
     """Write the export directory; returns its manifest (`info` plus the content hash and the files)."""
     if not any(splits.values()):
-        raise CurateError("no rows left to export: every row was dropped (see the summary above)")
+        raise CurateError("no rows left to export: every row was dropped")
     written: list[Manifest] = []
 
     def fill(tmp: Path) -> None:

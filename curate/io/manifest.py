@@ -27,7 +27,7 @@ from curate.lengths import LengthStats
 from curate.recipe import RatingsConfig
 from curate.schema import Kind
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: template.default_system_prompt, template.last_turn_only_rows, notes
 MANIFEST = "manifest.json"
 
 
@@ -70,6 +70,12 @@ class TemplateInfo(Section):
 
     name: str | None = Field(description="template name (curate/templates.py), None for untemplated text")
     format: Literal["prompt-completion", "messages", "text"] = Field(description="TRL dataset format of the rows")
+    default_system_prompt: bool = Field(
+        default=False, description="a chat template may add its own default system prompt (else an empty system turn)"
+    )
+    last_turn_only_rows: int = Field(
+        default=0, ge=0, description="multi-turn rows written as prompt-completion: only their last answer is learned"
+    )
 
 
 class SplitInfo(Section):
@@ -171,6 +177,9 @@ class BuildInfo(StepSections):
     counts: Counts
     steps: list[StepCount]
     dropped_reasons: dict[str, int] = Field(description="'step: reason' -> rows (each in duplicates.parquet)")
+    notes: list[str] = Field(
+        default_factory=list, description="warnings the build printed (template vs tokenizer, ...)"
+    )
     sources: list[SourceInfo]
     recipe: dict[str, Any] = Field(description="the resolved build recipe (curate/recipe.py BuildRecipe)")
     versions: dict[str, str] = Field(description="python and the packages that shaped the export")
@@ -200,6 +209,7 @@ FIELD_ORDER = (
     "counts",
     "steps",
     "dropped_reasons",
+    "notes",
     *StepSections.model_fields,
     "sources",
     "recipe",

@@ -49,11 +49,45 @@ class CompareTask:
     swapped: bool
 
 
+def conversation_turns(prompt: str) -> list[dict[str, str]] | None:
+    """The earlier turns of a conversation prompt (imported as a list of {role, content}, stored as JSON), else None."""
+    if not prompt.startswith("["):
+        return None
+    try:
+        turns = json.loads(prompt)
+    except json.JSONDecodeError:
+        return None
+    if isinstance(turns, list) and turns and all(isinstance(t, dict) and {"role", "content"} <= set(t) for t in turns):
+        return turns
+    return None
+
+
 class ReviewItem(BaseModel):
-    """One row of `curate review import`: a prompt with 1..n candidate answers and optionally their sources."""
+    """One row of `curate review import`: a prompt with 1..n candidate answers and optionally their sources.
+
+    A prompt may be a conversation (a list of {role, content} turns, the answers continuing it): it is stored
+    as JSON text and shown turn by turn above the answer.
+    """
 
     model_config = ConfigDict(extra="forbid")
     prompt: str = Field(min_length=1)
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _conversation_as_json(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            turns = [
+                {"role": str(t.get("role")), "content": str(t.get("content"))} for t in value if isinstance(t, dict)
+            ]
+            if (
+                len(turns) != len(value)
+                or not turns
+                or any(t["role"] not in ("system", "user", "assistant") for t in turns)
+            ):
+                raise ValueError("a conversation prompt is a list of {role: system|user|assistant, content} turns")
+            return json.dumps(turns, ensure_ascii=False)
+        return value
+
     answers: list[str] = Field(min_length=1)
     models: list[str | None] | None = None
     source: str | None = None

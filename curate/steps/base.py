@@ -18,7 +18,7 @@ from rich.progress import Progress
 
 from curate.console import progress_bar
 from curate.io.manifest import StepSections
-from curate.schema import Record
+from curate.schema import Record, readable_text
 
 T = TypeVar("T")
 
@@ -34,6 +34,8 @@ class Dropped:
     row: int
     kept_id: str | None = None
     similarity: float | None = None
+    text: str = ""  # the dropped row's text, and the kept row's: a pair reads without a join
+    kept_text: str | None = None
 
 
 @dataclass
@@ -60,6 +62,7 @@ class BuildContext:
     manifest: StepSections = field(default_factory=StepSections)  # each step fills its own typed section
     card_sections: list[str] = field(default_factory=list)  # Markdown the steps add to the dataset card
     artifacts: dict[str, bytes] = field(default_factory=dict)  # extra files for the export root
+    notes: list[str] = field(default_factory=list)  # warnings for the user (printed after the build, in the manifest)
     _progress: Progress | None = None
 
     def __enter__(self) -> BuildContext:
@@ -86,10 +89,27 @@ class BuildContext:
         self._progress.update(task, total=self._progress.tasks[task].completed)
 
     def drop(
-        self, record: Record, step: str, reason: str, kept_id: str | None = None, similarity: float | None = None
+        self, record: Record, step: str, reason: str, kept: Record | None = None, similarity: float | None = None
     ) -> None:
-        """File a dropped record with its reason."""
-        self.dropped.append(Dropped(record.id, step, reason, record.source, record.row, kept_id, similarity))
+        """File a dropped record with its reason, and the kept record it duplicates (if any)."""
+        self.dropped.append(
+            Dropped(
+                record.id,
+                step,
+                reason,
+                record.source,
+                record.row,
+                kept.id if kept else None,
+                similarity,
+                readable_text(record.data),
+                readable_text(kept.data) if kept else None,
+            )
+        )
+
+    def note(self, message: str) -> None:
+        """Record a warning the user must see (template/tokenizer mismatch, turns not trained...)."""
+        if message not in self.notes:
+            self.notes.append(message)
 
     def dropped_rows(self) -> list[dict[str, Any]]:
         """Every dropped record as a plain dict (one row of duplicates.parquet)."""

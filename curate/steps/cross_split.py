@@ -54,7 +54,7 @@ class CrossSplitCheck(Step):
                     test[i],
                     self.name,
                     f"test row near a train row (cosine >= {self.spec.threshold:g})",
-                    kept_id=train[best_train[i]].id,
+                    kept=train[best_train[i]],
                     similarity=round(float(best_sim[i]), 6),
                 )
             kept = [r for r in records if id(r) not in gone]

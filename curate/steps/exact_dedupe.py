@@ -32,13 +32,13 @@ class ExactDedupe(Step):
         return json.dumps(parts, ensure_ascii=False)
 
     def run(self, records: list[Record], ctx: BuildContext) -> list[Record]:
-        first_seen: dict[str, str] = {}
+        first_seen: dict[str, Record] = {}
         kept = []
         for record in ctx.track(records, self.name):
             key = self.key(record)
             if key in first_seen:
-                ctx.drop(record, self.name, "exact duplicate", kept_id=first_seen[key], similarity=1.0)
+                ctx.drop(record, self.name, "exact duplicate", kept=first_seen[key], similarity=1.0)
             else:
-                first_seen[key] = record.id
+                first_seen[key] = record
                 kept.append(record)
         return kept

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from curate.hub import cached_tokenizer
 from curate.io.manifest import LengthsInfo
-from curate.lengths import analyze, cached_tokenizer, histogram_png, token_counts
+from curate.lengths import analyze, histogram_png, token_counts
+from curate.render import Renderer, template_warnings
 from curate.schema import Record
 from curate.steps.base import BuildContext, Step
 
@@ -24,16 +26,25 @@ class Lengths(Step):
         max_length: int | None = None,
         min_tokens: int | None = None,
         max_tokens: int | None = None,
+        template: str | None = None,
+        default_system_prompt: bool = False,
+        strict: bool = False,
     ):
         self.tokenizer = tokenizer
+        self.template = template
+        self.default_system_prompt = default_system_prompt
+        self.strict = strict
         self.max_length = max_length
         self.min_tokens = min_tokens
         self.max_tokens = max_tokens
 
     def run(self, records: list[Record], ctx: BuildContext) -> list[Record]:
         tok = cached_tokenizer(self.tokenizer)
+        for warning in template_warnings(self.template, tok, self.tokenizer, self.strict):
+            ctx.note(warning)
+        renderer = self.renderer(tok, ctx)
         counts = token_counts(
-            [r.data for r in records], tok, ctx.track, where=lambda i: f"{records[i].source} row {records[i].row}"
+            [r.data for r in records], renderer, ctx.track, where=lambda i: f"{records[i].source} row {records[i].row}"
         )
         kept, kept_counts = [], []
         for record, n in zip(records, counts, strict=True):
@@ -57,3 +68,13 @@ class Lengths(Step):
         ctx.artifacts["lengths.png"] = histogram_png(kept_counts, report)
         ctx.card_sections.append(report.card_markdown())
         return kept
+
+    def renderer(self, tokenizer: object, ctx: BuildContext) -> Renderer:
+        """The rendering the trainers will use on this export (format and template from the template step)."""
+        section = ctx.manifest.template
+        return Renderer(
+            tokenizer,
+            section.name if section else self.template,
+            default_system_prompt=section.default_system_prompt if section else self.default_system_prompt,
+            chat_strings=True,  # untemplated preference strings: `train reward` renders them as chat turns
+        )

@@ -9,7 +9,7 @@ from curate.steps.base import FilterStep
 from curate.text import normalize_text
 
 # Optional free-text fields: normalized, but allowed to be short or empty.
-OPTIONAL_TEXT = frozenset({"system", "comment"})
+OPTIONAL_TEXT = frozenset({"system", "comment", "input"})
 
 
 class Normalize(FilterStep):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -15,37 +15,61 @@ from curate.similarity.dedupe import semantic_dedupe
 from curate.similarity.embed import Backend, encode, resolve_backend, resolve_device
 from curate.steps.base import BuildContext, Step
 
-# The text that makes two rows "the same" by default: what a reader of the row would compare.
+# The text that makes two rows "the same" by default: what a reader of the row would compare. For a conversation
+# (`messages`, ShareGPT `conversations`) that is its user and assistant turns; a system prompt many rows share
+# would make different conversations look alike, so it is left out.
 SEMANTIC_FIELDS: dict[Kind, tuple[str, ...]] = {
-    Kind.instruction: ("prompt", "response", "messages"),
+    Kind.instruction: ("prompt", "input", "response", "messages", "conversations"),
     Kind.rated: ("prompt", "response"),
     Kind.preference: ("prompt", "chosen", "rejected"),
     Kind.labelled: ("text",),
 }
+CONVERSATION_FIELDS = ("messages", "conversations")
 
 
-def record_text(record: Record, fields: tuple[str, ...]) -> str:
-    """The text embedded for a record: its `fields` joined by blank lines (messages by their contents)."""
+def text_parts(data: dict[str, Any], fields: tuple[str, ...] | list[str]) -> list[str]:
+    """The texts compared for a row: each present field's text; a conversation's non-system turns.
+
+    Raises TypeError naming the first field that is neither text nor a conversation.
+    """
     parts: list[str] = []
     for name in fields:
-        value = record.data.get(name)
+        value = data.get(name)
         if value is None:
             continue
-        if name == "messages":
-            parts.extend(m["content"] for m in value)
+        if name in CONVERSATION_FIELDS and isinstance(value, list):
+            for turn in value:
+                role = turn.get("role", turn.get("from"))
+                if role != "system":
+                    parts.append(str(turn.get("content", turn.get("value", ""))))
         elif isinstance(value, str):
             parts.append(value)
         else:
-            raise CurateError(
-                f"{record.source} row {record.row}: field '{name}' is {type(value).__name__}, not text; "
-                "semantic dedupe embeds text fields only"
-            )
+            raise TypeError(name, type(value).__name__)
+    return parts
+
+
+def joined_text(data: dict[str, Any], fields: tuple[str, ...] | list[str], where: str, hint: str) -> str:
+    """The text compared for a row: its `fields`' texts joined by blank lines; `where` and `hint` go in errors."""
+    try:
+        parts = text_parts(data, fields)
+    except TypeError as exc:
+        name, kind = exc.args
+        raise CurateError(f"{where}: field '{name}' is {kind}, not text (columns: {sorted(data)}); {hint}") from None
     if not parts:
-        raise CurateError(
-            f"{record.source} row {record.row}: none of the semantic dedupe field(s) {', '.join(fields)} is present "
-            f"(columns: {sorted(record.data)}); choose others with --semantic-field or dedupe.semantic.fields"
+        missing = (
+            f"field '{fields[0]}' is missing"
+            if len(fields) == 1
+            else f"none of the fields {', '.join(fields)} is present"
         )
+        raise CurateError(f"{where}: {missing} (columns: {sorted(data)}); {hint}")
     return "\n\n".join(parts)
+
+
+def record_text(record: Record, fields: tuple[str, ...]) -> str:
+    """The text embedded for a record: its `fields` joined by blank lines (conversations by their turns)."""
+    hint = "choose others with --semantic-field or dedupe.semantic.fields"
+    return joined_text(record.data, fields, f"{record.source} row {record.row}", hint)
 
 
 @dataclass(frozen=True)
@@ -89,8 +113,8 @@ class SemanticDedupe(Step):
             if result.keep[i]:
                 kept.append(record)
             else:
-                kept_id = records[result.kept_by[i]].id
-                ctx.drop(record, self.name, reason, kept_id=kept_id, similarity=round(float(result.similarity[i]), 6))
+                kept_by = records[result.kept_by[i]]
+                ctx.drop(record, self.name, reason, kept=kept_by, similarity=round(float(result.similarity[i]), 6))
         ctx.manifest.semantic_dedupe = SemanticDedupeInfo(
             fields=list(spec.fields),
             threshold=spec.threshold,

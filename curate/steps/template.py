@@ -8,16 +8,34 @@ from curate.errors import CurateError
 from curate.io.manifest import TemplateInfo
 from curate.schema import Kind, Record
 from curate.steps.base import BuildContext, Step
-from curate.templates import ChatTemplate, Template
+from curate.templates import Messages, NamedTemplate, Template, as_turns, user_turn
 
 FORMATS = ("prompt-completion", "messages", "text")
 
 
-def _conversation(data: dict[str, Any], answer_key: str = "response") -> list[dict[str, str]]:
+def resolve_format(kind: Kind, template: Template | None, fmt: str | None) -> str:
+    """The output format: the one asked for, else prompt-completion with a template and messages without one.
+
+    Instruction rows without a template are written as conversations, so the trainer renders them with
+    the model's own chat template; prompt-completion strings without a template would be glued together.
+    """
+    if fmt is not None:
+        return fmt
+    if kind is Kind.instruction and template is None:
+        return "messages"
+    return "text" if kind is Kind.labelled else "prompt-completion"
+
+
+def conversation(data: dict[str, Any], answer_key: str = "response", input_slot: bool = False) -> Messages:
+    """A record's fields as TRL conversational turns: system?, user (with Alpaca's input), assistant."""
     if "messages" in data:
         return [dict(m) for m in data["messages"]]
-    turns = [{"role": "system", "content": data["system"]}] if data.get("system") else []
-    return turns + [{"role": "user", "content": data["prompt"]}, {"role": "assistant", "content": data[answer_key]}]
+    turns: Messages = [{"role": "system", "content": data["system"]}] if data.get("system") else []
+    if isinstance(data["prompt"], list):
+        turns += as_turns(data["prompt"], "user")
+    else:
+        turns.append(user_turn(data["prompt"], data.get("input"), input_slot))
+    return turns + as_turns(data[answer_key], "assistant")
 
 
 class Format(Step):
@@ -29,22 +47,32 @@ class Format(Step):
                  + chosen_rating, rejected_rating when derived from ratings
     labelled     text, labels        rated   prompt, response, rating, labeler, comment
     reward       prompt, response, mean_rating, n_ratings
+
+    A multi-turn conversation written as prompt-completion keeps its last assistant turn as the completion
+    (the earlier turns are prompt); `--format messages` keeps every assistant turn for the loss.
     """
 
     name: ClassVar[str] = "template"
 
-    def __init__(self, kind: Kind, template: Template | None, fmt: str):
+    def __init__(self, kind: Kind, template: Template | None, fmt: str | None, default_system_prompt: bool = False):
+        fmt = resolve_format(kind, template, fmt)
         if fmt not in FORMATS:
             raise CurateError(f"unknown format '{fmt}': use one of {', '.join(FORMATS)}")
         if kind in (Kind.labelled, Kind.rated, Kind.reward) and template is not None:
             raise CurateError(f"a template applies to instruction and preference data, not to '{kind.value}' records")
-        if fmt == "messages" and template is not None and not isinstance(template, ChatTemplate):
+        if fmt == "messages" and template is not None and not template.multi_turn:
             raise CurateError(
-                "--format messages keeps the raw conversation turns (the trainer applies the tokenizer's "
-                "chat template); drop --template, or use --format prompt-completion|text"
+                f"--format messages keeps conversation turns for the trainer to render, and template "
+                f"'{template.name}' renders one exchange only: use --format prompt-completion|text with it, "
+                "or a conversation template (chatml, llama2, chat-template:<tokenizer>)"
             )
-        if fmt == "text" and template is None and kind is Kind.instruction:
-            raise CurateError("--format text needs a --template to join prompt and response")
+        if fmt in ("prompt-completion", "text") and template is None and kind is Kind.instruction:
+            raise CurateError(
+                f"--format {fmt} of instruction rows needs a --template to mark where the answer starts "
+                "(alpaca, chatml, llama2, latex, chat-template:<tokenizer> or a Jinja2 file); without one, "
+                "prompt and answer would be glued together. Or use --format messages: the trainer then "
+                "renders the turns with the model's own chat template"
+            )
         if fmt == "text" and kind is Kind.preference:
             raise CurateError(
                 "preference data is written as prompt/chosen/rejected: use --format prompt-completion or messages"
@@ -52,11 +80,15 @@ class Format(Step):
         self.kind = kind
         self.template = template
         self.fmt = fmt
+        self.default_system_prompt = default_system_prompt
+        self.last_turn_only = 0  # multi-turn rows whose earlier assistant turns became prompt
 
-    def render(self, conversation: list[dict[str, str]]) -> tuple[str, str]:
-        """(prompt, completion) strings of a conversation, with or without a template."""
+    def render(self, conversation: Messages) -> tuple[str, str]:
+        """(prompt, completion) strings of a conversation, with the template (or as is for one bare exchange)."""
         if self.template is not None:
-            return self.template.render(conversation)
+            if sum(m["role"] == "assistant" for m in conversation) > 1:
+                self.last_turn_only += 1
+            return self.template.split(conversation)
         roles = [m["role"] for m in conversation]
         if roles != ["user", "assistant"]:
             raise CurateError(
@@ -73,24 +105,45 @@ class Format(Step):
             return {k: data.get(k) for k in ("prompt", "response", "rating", "labeler", "comment")}
         if self.kind is Kind.reward:
             return {k: data[k] for k in ("prompt", "response", "mean_rating", "n_ratings")}
+        slot = self.template is not None and self.template.input_slot and self.fmt != "messages"
         if self.kind is Kind.preference:
-            chosen, rejected = _conversation(data, "chosen"), _conversation(data, "rejected")
+            chosen = conversation(data, "chosen", slot)
+            rejected = conversation(data, "rejected", slot)
             if self.fmt == "messages":
-                row: dict[str, Any] = {"prompt": chosen[:-1], "chosen": chosen[-1:], "rejected": rejected[-1:]}
+                prompt_turns = chosen[: len(chosen) - len(as_turns(data["chosen"], "assistant"))]
+                row: dict[str, Any] = {
+                    "prompt": prompt_turns,
+                    "chosen": as_turns(data["chosen"], "assistant"),
+                    "rejected": as_turns(data["rejected"], "assistant"),
+                }
             else:
                 prompt, chosen_text = self.render(chosen)
                 row = {"prompt": prompt, "chosen": chosen_text, "rejected": self.render(rejected)[1]}
             ratings: dict[str, float] = {k: float(data[k]) for k in ("chosen_rating", "rejected_rating") if k in data}
             return {**row, "margin": float(data.get("margin", 0.0)), **ratings}
-        conversation = _conversation(data)
+        turns = conversation(data, "response", slot)
         if self.fmt == "messages":
-            return {"messages": conversation}
-        prompt, completion = self.render(conversation)
+            return {"messages": turns}
+        prompt, completion = self.render(turns)
         return {"text": prompt + completion} if self.fmt == "text" else {"prompt": prompt, "completion": completion}
 
     def run(self, records: list[Record], ctx: BuildContext) -> list[Record]:
         for record in ctx.track(records, self.name):
             record.data = self.format(record.data)
-        name = self.template.name if self.template else None
-        ctx.manifest.template = TemplateInfo.model_validate({"name": name, "format": self.fmt})
+        ctx.manifest.template = TemplateInfo.model_validate(
+            {
+                "name": self.template.name if self.template else None,
+                "format": self.fmt,
+                "default_system_prompt": self.default_system_prompt,
+                "last_turn_only_rows": self.last_turn_only,
+            }
+        )
+        if self.last_turn_only:
+            ctx.note(
+                f"{self.last_turn_only} multi-turn rows: prompt-completion trains only their last assistant turn "
+                "(--format messages trains every assistant turn)"
+            )
+        if isinstance(self.template, NamedTemplate) and self.fmt == "messages":
+            # The export's turns are rendered with this template: ship it for any TRL trainer (chat_template_path).
+            ctx.artifacts["chat_template.jinja"] = self.template.spec.source.encode("utf-8")
         return records

@@ -6,7 +6,15 @@ import streamlit as st
 
 from curate.errors import CurateError
 from review_app import state
-from review_app.widgets import SCALE_HELP, focus_input, plain_text, preference_label, progress_bar, scale_legend
+from review_app.widgets import (
+    SCALE_HELP,
+    focus_input,
+    plain_text,
+    preference_label,
+    progress_bar,
+    scale_legend,
+    show_prompt,
+)
 
 user = state.require_user()
 project = state.require_project()
@@ -23,7 +31,7 @@ if task is None:
     st.info("No prompt with two answers left for you to compare in this project. Thank you!")
     st.stop()
 
-plain_text(task.prompt, label="Prompt")
+show_prompt(task.prompt)
 scale_legend()
 # The store randomized which answer is A (left) and which is B (right) and recorded it with the task.
 key = f"{task.left_answer_id}-{task.right_answer_id}"

@@ -6,7 +6,7 @@ import streamlit as st
 
 from curate.errors import CurateError
 from review_app import state
-from review_app.widgets import SCALE_HELP, focus_input, plain_text, progress_bar, scale_legend
+from review_app.widgets import SCALE_HELP, focus_input, plain_text, progress_bar, scale_legend, show_prompt
 
 user = state.require_user()
 project = state.require_project()
@@ -52,7 +52,7 @@ if task is None:
     _change_last_rating()
     st.stop()
 
-plain_text(task.prompt, label="Prompt")
+show_prompt(task.prompt)
 plain_text(task.answer, label="Answer")
 scale_legend()
 

@@ -10,15 +10,16 @@ from typer.testing import CliRunner
 
 from curate.cli import app
 from curate.errors import CurateError
+from curate.hub import cached_tokenizer
 from curate.lengths import (
     analyze,
-    cached_tokenizer,
     histogram_png,
     length_stats,
     recommended_max_length,
     token_counts,
     truncation,
 )
+from curate.render import Renderer
 from curate.schema import Record
 from curate.steps.base import BuildContext
 from curate.steps.lengths import Lengths
@@ -64,22 +65,29 @@ def test_token_counts_match_hand_counted_tokens(tok):
         {"prompt": "hello", "chosen": " world", "rejected": LATEX_EXAMPLE},  # the longer side counts
         {"text": "hello world<|im_end|>"},  # EOS already there: not doubled
     ]
-    assert token_counts(rows, tok) == [3, 3, 2, 22, 1 + 21 + 1, 3]
+    assert token_counts(rows, Renderer(tok)) == [3, 3, 2, 22, 1 + 21 + 1, 3]
 
 
 def test_messages_are_counted_with_the_chat_template(tok):
     messages = [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"}]
-    rendered = tok.apply_chat_template(messages, tokenize=False)
-    expected = len(tok(rendered, add_special_tokens=False)["input_ids"])
-    assert "<|im_start|>assistant\n4<|im_end|>" in rendered
-    assert token_counts([{"messages": messages}], tok) == [expected]
+    # no default system prompt injected (an empty system turn instead); nothing after the final <|im_end|>
+    rendered = tok.apply_chat_template([{"role": "system", "content": ""}, *messages], tokenize=False)
+    assert rendered.endswith("<|im_start|>assistant\n4<|im_end|>\n")
+    expected = len(tok(rendered.rstrip(), add_special_tokens=False)["input_ids"])
+    assert token_counts([{"messages": messages}], Renderer(tok)) == [expected]
+    with_default = tok.apply_chat_template(messages, tokenize=False).rstrip()
+    assert token_counts([{"messages": messages}], Renderer(tok, default_system_prompt=True)) == [
+        len(tok(with_default, add_special_tokens=False)["input_ids"])
+    ]
     assert expected > 10  # template tokens are counted, not just the contents
 
 
 def test_unformatted_row_is_a_clear_error(tok):
     with pytest.raises(CurateError, match=r"pairs.jsonl line 3: no formatted text in columns \['english', 'latex'\]"):
         token_counts(
-            [{"text": "ok"}] * 2 + [{"english": "a", "latex": "b"}], tok, where=lambda i: f"pairs.jsonl line {i + 1}"
+            [{"text": "ok"}] * 2 + [{"english": "a", "latex": "b"}],
+            Renderer(tok),
+            where=lambda i: f"pairs.jsonl line {i + 1}",
         )
 
 

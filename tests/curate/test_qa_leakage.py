@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,9 +19,16 @@ REPO = Path(__file__).resolve().parents[2]
 def max_test_train_similarity(export: Path, cache: Path) -> float:
     """The highest cosine similarity between a test question and a train question of an export."""
     ds = load_dataset("parquet", data_dir=str(export / "data"))
-    train, test = sorted(set(ds["train"]["prompt"])), sorted(set(ds["test"]["prompt"]))
+    train, test = (sorted(set(questions(ds[split]))) for split in ("train", "test"))
     assert train and test and not set(train) & set(test)  # grouped by prompt: no exact straddling
     return float(np.max(encode(test, cache_dir=cache, quiet=True) @ encode(train, cache_dir=cache, quiet=True).T))
+
+
+def questions(rows: Any) -> list[str]:
+    """The question of each row: its prompt, or a conversation's user turn."""
+    if "prompt" in rows.column_names:
+        return list(rows["prompt"])
+    return [next(m["content"] for m in turns if m["role"] == "user") for turns in rows["messages"]]
 
 
 @pytest.mark.parametrize("recipe_name", ["qa-pairs-build.yaml", "qa-sft-build.yaml"])

@@ -54,7 +54,7 @@ def test_messages_form_is_an_instruction() -> None:
     raw = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
     assert detect_kind(list(raw)) is Kind.instruction
     assert validate_row(Kind.instruction, raw, "f", 1).data["messages"][1]["role"] == "assistant"
-    with pytest.raises(RowError, match="no assistant turn"):
+    with pytest.raises(RowError, match="ends with the assistant turn to learn"):
         validate_row(Kind.instruction, {"messages": [{"role": "user", "content": "hi"}]}, "f", 1)
 
 
@@ -96,3 +96,19 @@ def test_duplicate_ids_are_rejected(tmp_path: Path) -> None:
     path.write_text('{"id": "x", "text": "a", "labels": []}\n{"id": "x", "text": "b", "labels": []}\n')
     with pytest.raises(CurateError, match="id 'x' already used at .*line 1"):
         build(BuildRecipe(inputs=[str(path)], out=str(tmp_path / "out")), quiet=True)
+
+
+def test_alpaca_columns_are_read_natively() -> None:
+    """Stanford Alpaca's instruction/input/output need no --map; an empty input is no input."""
+    raw = {"instruction": "Arrange the notes.", "input": "G, B, E", "output": "E, G, B"}
+    assert detect_kind(list(raw)) is Kind.instruction
+    record = validate_row(Kind.instruction, raw, "alpaca_data.jsonl", 3)
+    assert record.data == {"prompt": "Arrange the notes.", "input": "G, B, E", "response": "E, G, B"}
+
+
+def test_a_column_holding_prompt_content_is_never_suggested_for_ignore() -> None:
+    with pytest.raises(RowError, match=r"looks like prompt content, so keep it: --map context=input") as info:
+        validate_row(Kind.instruction, {"prompt": "q", "response": "a", "context": "notes"}, "f.jsonl", 2)
+    assert "--ignore" not in str(info.value)
+    with pytest.raises(RowError, match=r"--ignore COLUMN if it holds no prompt or answer text"):
+        validate_row(Kind.instruction, {"prompt": "q", "response": "a", "stars": 5}, "f.jsonl", 2)

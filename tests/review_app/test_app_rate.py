@@ -95,3 +95,19 @@ def test_last_rating_can_be_changed_and_the_old_one_stays_in_history(review: Rev
     history = review.store.ratings_frame(PROJECT, history=True)
     assert sorted(history.rating) == [2, 9] and history.superseded_at.notna().sum() == 1
     assert progress_text(at) == "Progress: 1 / 2 done · up to 4 more to come"  # an edit is not a new answer done
+
+
+def test_a_conversation_prompt_shows_its_earlier_turns_above_the_answer(review: Review, app) -> None:
+    """An item imported with a conversation as its prompt: each earlier turn is plain text, labelled by role."""
+    turns = [
+        {"role": "user", "content": "Name a prime."},
+        {"role": "assistant", "content": "Seven."},
+        {"role": "user", "content": "A **bigger** one?"},
+    ]
+    review.store.create_project("chat", overlap=1)
+    review.store.import_items("chat", [{"prompt": turns, "answers": ["Eleven."]}])
+    at = app("ann")
+    at.selectbox(key="project_choice").set_value("chat").run()
+    assert not at.exception
+    assert [t.value for t in at.text][:4] == ["Name a prime.", "Seven.", "A **bigger** one?", "Eleven."]
+    assert [c.value for c in at.caption][:4] == ["User", "Assistant", "User", "Answer"]

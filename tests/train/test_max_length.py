@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from curate.hub import same_model
 from curate.io.manifest import read_manifest
 from curate.lengths import length_stats, recommended_max_length, token_counts
+from curate.render import Renderer
 from train.card import read_run_card
 from train.cli import app
 from train.data import export_max_length, load_data
@@ -30,7 +31,7 @@ def test_the_build_tokenizer_keeps_the_export_recommendation_without_counting(la
     lengths = read_manifest(latex_export).lengths
     assert lengths is not None and lengths.tokenizer == "smollm2"
     for name in ("smollm2", "SmolLM2-135M-Instruct"):
-        value, why = export_max_length(data, name, tokenizer=None)  # None: any recount would fail
+        value, why = export_max_length(data, name, renderer=None)  # None: any recount would fail
         assert value == lengths.recommended_max_length and why == "the export's recommendation (counted with smollm2)"
 
 
@@ -54,7 +55,7 @@ def test_train_sft_recounts_max_length_with_the_model_tokenizer_and_says_so(
     data = load_data(str(latex_export), "sft")
     rows = [row for split in data.dataset.values() for row in split]
     tokenizer = AutoTokenizer.from_pretrained(model)
-    p99 = length_stats(token_counts(rows, tokenizer)).p99
+    p99 = length_stats(token_counts(rows, Renderer(tokenizer))).p99
     expected = recommended_max_length(p99)
     exported = read_manifest(latex_export).lengths
     assert exported is not None and expected > exported.recommended_max_length  # SmolLM2's count would truncate
@@ -79,5 +80,5 @@ def test_a_recipe_max_length_wins_and_plain_datasets_have_no_recommendation(
     (tmp_path / "plain.jsonl").write_text(json.dumps({"prompt": "a", "completion": "b"}) + "\n")
     recipe = load_recipe(SFTRecipe, None, {}, {"model.name": "gpt2", "tokenizer.max_length": given})
     plain = load_data(str(tmp_path / "plain.jsonl"), "sft")
-    assert pick_max_length(recipe, plain, tokenizer=None, quiet=True) == (given or DEFAULT_MAX_LENGTH)
+    assert pick_max_length(recipe, plain, renderer=None, quiet=True) == (given or DEFAULT_MAX_LENGTH)
     assert export_max_length(plain, "gpt2", None) == (None, "the data has no token-length analysis")

@@ -15,9 +15,10 @@ from reward_fixtures import build_export, save_tiny_base, tiny_tokenizer, toy_pa
 from typer.testing import CliRunner
 
 from curate.errors import CurateError
+from curate.render import Renderer
 from train.cli import app
 from train.reward import RewardRecipe, build_trainer, pairwise_accuracy, rating_spearman, train_reward
-from train.score import TextFormat, load_reward_model, reward_input_ids, reward_scores
+from train.score import load_reward_model, reward_scores
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def test_trl_loss_is_the_pairwise_formula(tiny_base: Path, tmp_path: Path, use_m
     loss = trainer.compute_loss(trainer.model, batch)
 
     answers = [(r["prompt"], r["chosen"]) for r in rows] + [(r["prompt"], r["rejected"]) for r in rows]
-    rewards = torch.tensor(reward_scores(trainer.model, tokenizer, answers, TextFormat(), batch_size=4))
+    rewards = torch.tensor(reward_scores(trainer.model, tokenizer, answers, Renderer(tokenizer), batch_size=4))
     chosen, rejected = rewards[: len(rows)], rewards[len(rows) :]
     margin = torch.tensor([r["margin"] for r in rows]) if use_margin else torch.zeros(len(rows))
     expected = -torch.nn.functional.logsigmoid(chosen - rejected - margin).mean()
@@ -78,23 +79,24 @@ def test_trl_loss_is_the_pairwise_formula(tiny_base: Path, tmp_path: Path, use_m
 
 
 def test_scoring_tokenizes_like_the_trainer_for_chat_data(tiny_base: Path, tmp_path: Path):
-    """`train score` feeds the model the same ids RewardTrainer trained on, also for chat-formatted pairs."""
+    """`train score` feeds the model the ids RewardTrainer trained on; untemplated strings become chat turns."""
     from datasets import Dataset
-
-    from train.reward import text_format_for, to_text_format
 
     model, _ = seq_cls_model(tiny_base)
     tokenizer = tiny_tokenizer(chat_template=True)
     tokenizer.pad_token = tokenizer.eos_token
-    fmt = text_format_for(None, tokenizer, chat_template=True)  # untemplated strings
-    assert fmt == TextFormat(None, "messages")
+    renderer = Renderer(tokenizer, chat_strings=True)
     rows = toy_pairs(3, seed=2, margin=False)
-    dataset = to_text_format(Dataset.from_list(rows), fmt)
-    trainer = build_trainer(model, tokenizer, recipe_for(tiny_base), dataset, None, tmp_path, 128)
+    trainer = build_trainer(
+        model, tokenizer, recipe_for(tiny_base), Dataset.from_list(rows), None, tmp_path, 128, renderer=renderer
+    )
+    eos = tokenizer.eos_token_id
     for row, prepared in zip(rows, trainer.train_dataset, strict=True):
-        assert reward_input_ids(tokenizer, row["prompt"], row["chosen"], fmt) == prepared["chosen_ids"]
-        assert reward_input_ids(tokenizer, row["prompt"], row["rejected"], fmt) == prepared["rejected_ids"]
+        assert renderer.answers([(row["prompt"], row["chosen"])])[0].input_ids == prepared["chosen_ids"]
+        assert renderer.answers([(row["prompt"], row["rejected"])])[0].input_ids == prepared["rejected_ids"]
         assert prepared["chosen_ids"][0] == tokenizer.convert_tokens_to_ids("<|user|>")
+        # one end token closes each turn; the sequence ends on it (the head reads the last token)
+        assert prepared["chosen_ids"][-1] == eos and prepared["chosen_ids"].count(eos) == 2
 
 
 @pytest.mark.slow
@@ -102,20 +104,18 @@ def test_smollm2_chat_pairs_match_the_formula(smollm2: Path, tmp_path: Path):
     """The real SmolLM2 with its chat template, on rated Q&A pairs: same ids as TRL, same loss as the formula."""
     from datasets import Dataset
 
-    from train.reward import text_format_for, to_text_format
-
     model, tokenizer = seq_cls_model(smollm2)
-    fmt = text_format_for(None, tokenizer, chat_template=True)  # untemplated strings
+    fmt = Renderer(tokenizer, chat_strings=True)
     rows = [
         {"prompt": "How do I exit Vim?", "chosen": "Press Esc, then type :q! and Enter.", "rejected": "Unplug it."},
         {"prompt": "What is 2+2?", "chosen": "4.", "rejected": "Probably 5, give or take.", "margin": 2.0},
     ]
     rows[0]["margin"] = 6.5
     trainer = build_trainer(
-        model, tokenizer, recipe_for(smollm2), to_text_format(Dataset.from_list(rows), fmt), None, tmp_path, 512
+        model, tokenizer, recipe_for(smollm2), Dataset.from_list(rows), None, tmp_path, 512, renderer=fmt
     )
     for row, prepared in zip(rows, trainer.train_dataset, strict=True):
-        assert reward_input_ids(tokenizer, row["prompt"], row["chosen"], fmt) == prepared["chosen_ids"]
+        assert fmt.answers([(row["prompt"], row["chosen"])])[0].input_ids == prepared["chosen_ids"]
     batch = trainer.data_collator(list(trainer.train_dataset))
     loss = trainer.compute_loss(trainer.model, batch)
     answers = [(r["prompt"], r["chosen"]) for r in rows] + [(r["prompt"], r["rejected"]) for r in rows]
@@ -158,7 +158,7 @@ def test_lora_reward_model_reloads_with_its_trained_head(lora_run, tiny_base: Pa
     with safe_open(str(lora_run.run_dir / "adapter_model.safetensors"), "pt") as weights:
         assert any(".score." in key for key in weights.keys())  # noqa: SIM118 (safe_open has no __iter__)
     answers = [(r["prompt"], r["chosen"]) for r in toy_pairs(5, seed=9)]
-    trained = reward_scores(lora_run.model, lora_run.tokenizer, answers, lora_run.text_format)
+    trained = reward_scores(lora_run.model, lora_run.tokenizer, answers, lora_run.renderer)
     model, tokenizer, fmt = load_reward_model(lora_run.run_dir)
     assert reward_scores(model, tokenizer, answers, fmt) == pytest.approx(trained, abs=1e-5)
     # Without the saved head the base's freshly initialised head would answer: different rewards.
@@ -172,7 +172,7 @@ def test_batches_of_several_answers_are_padded_correctly(lora_run):
     model, tokenizer, fmt = load_reward_model(lora_run.run_dir)
     assert tokenizer.pad_token is not None and model.config.pad_token_id == tokenizer.pad_token_id
     answers = [(r["prompt"], r["rejected"]) for r in toy_pairs(7, seed=3)]
-    assert len({len(reward_input_ids(tokenizer, p, a, fmt)) for p, a in answers}) > 1
+    assert len({len(example.input_ids) for example in fmt.answers(answers)}) > 1
     one_by_one = reward_scores(model, tokenizer, answers, fmt, batch_size=1)
     assert reward_scores(model, tokenizer, answers, fmt, batch_size=7) == pytest.approx(one_by_one, abs=1e-5)
 
@@ -183,7 +183,7 @@ def test_full_fine_tune_saves_a_standalone_reward_model(tiny_base: Path, toy_exp
     run = train_reward(recipe, quiet=True)
     assert not (run.run_dir / "adapter_config.json").exists()
     answers = [(r["prompt"], r["chosen"]) for r in toy_pairs(4, seed=5)]
-    trained = reward_scores(run.model, run.tokenizer, answers, run.text_format)
+    trained = reward_scores(run.model, run.tokenizer, answers, run.renderer)
     model, tokenizer, fmt = load_reward_model(run.run_dir)
     assert reward_scores(model, tokenizer, answers, fmt) == pytest.approx(trained, abs=1e-5)
 
@@ -197,7 +197,7 @@ def test_mixed_precision_reward_run_reloads_on_gpu(tiny_base: Path, toy_export: 
     assert head and all(p.dtype == torch.float32 for p in head)
     assert run.metrics["test_pairwise_accuracy"] >= 0.9
     answers = [(r["prompt"], r["chosen"]) for r in toy_pairs(5, seed=9)]
-    trained = reward_scores(run.model, run.tokenizer, answers, run.text_format)
+    trained = reward_scores(run.model, run.tokenizer, answers, run.renderer)
     model, tokenizer, fmt = load_reward_model(run.run_dir)
     assert next(model.parameters()).is_cuda
     assert reward_scores(model, tokenizer, answers, fmt) == pytest.approx(trained, rel=0.05, abs=0.05)
@@ -211,7 +211,7 @@ def test_qlora_reward_run_reloads_on_gpu(tiny_base: Path, toy_export: Path, tmp_
     run = train_reward(recipe_for(tiny_base, toy_export, tmp_path / "qlora", memory=memory), quiet=True)
     assert run.metrics["test_pairwise_accuracy"] >= 0.9
     answers = [(r["prompt"], r["chosen"]) for r in toy_pairs(5, seed=9)]
-    trained = reward_scores(run.model, run.tokenizer, answers, run.text_format)
+    trained = reward_scores(run.model, run.tokenizer, answers, run.renderer)
     model, tokenizer, fmt = load_reward_model(run.run_dir)
     assert getattr(model, "is_loaded_in_4bit", False) or model.base_model.model.is_loaded_in_4bit
     assert reward_scores(model, tokenizer, answers, fmt) == pytest.approx(trained, rel=0.05, abs=0.05)

@@ -41,7 +41,12 @@ def test_export_loads_in_datasets_with_manifest_and_card(tmp_path: Path) -> None
     manifest = json.loads((tmp_path / "latex" / "manifest.json").read_text())
     assert manifest["kind"] == "instruction"
     assert [s["step"] for s in manifest["steps"]][:2] == ["normalize", "exact_dedupe"]
-    assert manifest["template"] == {"name": "latex", "format": "prompt-completion"}
+    assert manifest["template"] == {
+        "name": "latex",
+        "format": "prompt-completion",
+        "default_system_prompt": False,
+        "last_turn_only_rows": 0,
+    }
     assert manifest["sources"][0]["sha256"].startswith("sha256:")
     assert manifest["content_hash"] == curate.io.export.content_hash(tmp_path / "latex")
     assert manifest["versions"]["datasets"]

@@ -116,7 +116,9 @@ def test_derive_sft_and_reward_from_a_rated_file(tmp_path: Path) -> None:
     base = {"inputs": [str(src)], "split": {"test_size": 0.5, "group_by": "prompt"}}
     build(recipe_from_dict({**base, "out": str(tmp_path / "sft"), "derive": "sft"}), quiet=True)
     sft = pd.concat(pd.read_parquet(p) for p in sorted((tmp_path / "sft/data").glob("*.parquet")))
-    assert sorted(zip(sft.prompt, sft.completion, strict=True)) == [("q1", "good"), ("q2", "fine")]
+    # no template: written as conversations, for the model's own chat template
+    pairs = sorted((m[0]["content"], m[1]["content"]) for m in sft.messages)
+    assert pairs == [("q1", "good"), ("q2", "fine")]
     build(recipe_from_dict({**base, "out": str(tmp_path / "rw"), "derive": "reward"}), quiet=True)
     rw = pd.concat(pd.read_parquet(p) for p in sorted((tmp_path / "rw/data").glob("*.parquet")))
     assert dict(zip(rw.response, rw.mean_rating, strict=True)) == {"good": 8.5, "bad": 2.0, "fine": 7.0, "poor": 3.5}
