@@ -49,7 +49,7 @@ def add_synthetic(url: str, labelers: int, per_labeler: int) -> None:
     n_items = labelers * per_labeler // 3 + 10
     store.import_items("big", [{"prompt": f"q{i}", "answers": [f"a{i}", f"b{i}", f"c{i}"]} for i in range(n_items)])
     for n in range(labelers):
-        lid = store.authenticate(f"w{n}", store.add_labeler(f"w{n}")).id
+        lid = store.accounts.authenticate(f"w{n}", store.accounts.add_labeler(f"w{n}")).id
         for i in range(per_labeler):
             task = store.next_rating_task(lid, "big")
             store.submit_rating(lid, task.answer_id, 1 + (i * 7 + n) % 10, None, 5.0)
@@ -59,7 +59,7 @@ def add_synthetic(url: str, labelers: int, per_labeler: int) -> None:
 def session(url: str, name: str, role: str, project: str, page: str | None) -> AppTest:
     """An AppTest logged in as `name` on `page` (views/<page>.py), after one warm-up run."""
     store = ReviewStore(url)
-    lid = next(lab.id for lab in store.labelers() if lab.name == name)
+    lid = next(lab.id for lab in store.accounts.labelers() if lab.name == name)
     store.close()
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.session_state["user"] = state.User(id=lid, name=name, role=role)

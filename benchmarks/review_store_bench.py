@@ -72,7 +72,8 @@ def main() -> None:
     n_items = (args.labelers * args.ratings + args.solo) // 3 + 10
     store.import_items(project, [{"prompt": f"q{i}", "answers": [f"a{i}", f"b{i}", f"c{i}"]} for i in range(n_items)])
     ids = [
-        store.authenticate(n, store.add_labeler(n)).id for n in (f"{project}-l{i}" for i in range(args.labelers + 1))
+        store.accounts.authenticate(n, store.accounts.add_labeler(n)).id
+        for n in (f"{project}-l{i}" for i in range(args.labelers + 1))
     ]
 
     start = time.perf_counter()
@@ -96,14 +97,14 @@ def main() -> None:
     for t in threads:
         t.join()
     concurrent_s = time.perf_counter() - start
-    ratings = store.ratings_frame(project)
+    ratings = store.reports.ratings_frame(project)
     expected = args.labelers * args.ratings + args.solo
     lost = expected - len(ratings)
     duplicated = int(ratings.duplicated(["labeler_id", "answer_id"]).sum())
     concurrent_rate = args.labelers * args.ratings / concurrent_s
 
-    analyzed = " (after ANALYZE)" if args.analyze and store.dialect == "postgresql" else ""
-    table = Table(title=f"review store on {store.dialect}{analyzed}: {len(ratings)} ratings, {n_items} x 3 answers")
+    analyzed = " (after ANALYZE)" if args.analyze and store.db.dialect == "postgresql" else ""
+    table = Table(title=f"review store on {store.db.dialect}{analyzed}: {len(ratings)} ratings, {n_items} x 3 answers")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("ratio", justify="right")
@@ -113,17 +114,17 @@ def main() -> None:
     )
     table.add_row("lost / duplicated ratings", f"{lost} / {duplicated}", "")
     table.add_row("errors", str(len(errors)), "")
-    if args.analyze and store.dialect == "postgresql":
-        with store.engine.begin() as conn:
+    if args.analyze and store.db.dialect == "postgresql":
+        with store.db.engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE")
     lid = ids[0]
     calls: dict[str, Callable[[], object]] = {
         "next_rating_task": lambda: store.next_rating_task(lid, project),
-        "progress": lambda: store.progress(lid, project),
-        "claimable": lambda: store.claimable(lid, project),
-        "ratings_frame (own)": lambda: store.ratings_frame(project, lid),
-        "ratings_frame (admin, all)": lambda: store.ratings_frame(project),
-        "labeler_stats (admin)": lambda: store.labeler_stats(project),
+        "progress": lambda: store.reports.progress(lid, project),
+        "claimable": lambda: store.reports.claimable(lid, project),
+        "ratings_frame (own)": lambda: store.reports.ratings_frame(project, lid),
+        "ratings_frame (admin, all)": lambda: store.reports.ratings_frame(project),
+        "labeler_stats (admin)": lambda: store.reports.labeler_stats(project),
         "krippendorff_alpha (admin)": lambda: krippendorff_alpha(ratings),
     }
     for name, call in calls.items():

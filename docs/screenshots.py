@@ -50,9 +50,9 @@ def seed(url: str) -> None:
         per_answer[row["prompt"], row["response"]].append(row["rating"])
     ids = {}
     for name in [*LABELERS, "lead"]:
-        store.add_labeler(name, role="admin" if name == "lead" else "labeler")
-        ids[name] = store.authenticate(name, store.reset_password(name)).id
-        store.set_password(ids[name], PASSWORD)
+        store.accounts.add_labeler(name, role="admin" if name == "lead" else "labeler")
+        ids[name] = store.accounts.authenticate(name, store.accounts.reset_password(name)).id
+        store.accounts.set_password(ids[name], PASSWORD)
     # Round-robin, so the labelers share items the way concurrent work would.
     left = dict(LABELERS)
     while any(left.values()):

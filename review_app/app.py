@@ -29,7 +29,7 @@ current = state.user()
 if current is not None:
     # Deactivated while logged in: stopped at the next click, before any page (or its cached figures) shows.
     try:
-        store.active_labeler(current.id)
+        store.accounts.active_labeler(current.id)
     except CurateError as exc:
         st.error(str(exc))
         st.stop()

@@ -11,7 +11,7 @@ import os
 import sys
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import pandas as pd
 import typer
@@ -24,11 +24,11 @@ from rich.text import Text
 from curate.commands.build import print_summary
 from curate.console import console, user_errors
 from curate.errors import CurateError, RowError
-from curate.io.manifest import read_manifest
 from curate.io.readers import read_rows
-from curate.pipeline import BuildResult
+from curate.recipe import RatingsConfig, SplitConfig
 from curate.review.agreement import krippendorff_alpha, pairwise_spearman
 from curate.review.store import DEFAULT_CLAIM_HOURS, ENV_DB, ReviewItem, ReviewStore, resolve_url
+from curate.review_export import export_ratings, export_rules
 
 review_app = typer.Typer(
     help="Labelers rate answers 1-10 in a Streamlit app; ratings become SFT, preference and reward datasets.",
@@ -95,7 +95,7 @@ def init_command(
     store.create_project(project, overlap=overlap, mode=mode, claim_hours=claim_hours)
     console.print(
         f"Project [bold]{project}[/] (overlap {overlap}, {mode}, claims expire after {claim_hours:g} h)"
-        f" in {store.display_url}"
+        f" in {store.db.display_url}"
     )
 
 
@@ -155,7 +155,11 @@ def labeler_add_command(
     Example: curate review labeler add alice
     """
     store = open_store(db)
-    password = store.reset_password(name) if reset else store.add_labeler(name, "admin" if admin else "labeler")
+    password = (
+        store.accounts.reset_password(name)
+        if reset
+        else store.accounts.add_labeler(name, "admin" if admin else "labeler")
+    )
     console.print(f"{'Admin' if admin else 'Labeler'} [bold]{name}[/] - one-time password (shown only now):")
     console.print(password, highlight=False, markup=False)
 
@@ -166,7 +170,7 @@ def labeler_deactivate_command(
     name: Annotated[str, typer.Argument(help="The labeler's login name.")], db: Db = None
 ) -> None:
     """Lock a labeler out; their ratings stay, and items they never started go back to the pool."""
-    released = open_store(db).deactivate_labeler(name)
+    released = open_store(db).accounts.deactivate_labeler(name)
     console.print(f"Labeler [bold]{name}[/] deactivated; {released} untouched item(s) released")
 
 
@@ -175,7 +179,7 @@ def labeler_deactivate_command(
 def labeler_list_command(db: Db = None) -> None:
     """List labelers and admins."""
     table = Table("name", "role", "active", "created")
-    for labeler in open_store(db).labelers():
+    for labeler in open_store(db).accounts.labelers():
         table.add_row(labeler.name, labeler.role, str(labeler.active), f"{labeler.created_at:%Y-%m-%d %H:%M}")
     console.print(table)
 
@@ -201,7 +205,7 @@ def serve_command(
     os.environ[ENV_DB] = url
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", host, "--server.port", str(port)]
     command += ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--", "--db", url]
-    console.print(f"Review app on http://{host}:{port} (database {store.display_url})")
+    console.print(f"Review app on http://{host}:{port} (database {store.db.display_url})")
     sys.stdout.flush()
     # Become Streamlit (no child process): stopping `curate review serve` stops the server.
     os.execv(sys.executable, command)
@@ -217,15 +221,19 @@ def export_command(
     ] = "preference",
     db: Db = None,
     min_rating: Annotated[
-        Optional[float], typer.Option(help="sft: keep the best answer if its mean >= this (7).")
-    ] = None,
+        float, typer.Option(help="sft: keep the best answer if its mean rating is at least this.")
+    ] = RatingsConfig().min_rating,
     min_gap: Annotated[
-        Optional[float], typer.Option(help="preference: pair answers whose means differ by >= this (2).")
-    ] = None,
-    margin_scale: Annotated[Optional[float], typer.Option(help="preference: margin = rating gap x this (1.0).")] = None,
-    min_ratings: Annotated[Optional[int], typer.Option(help="Leave out answers with fewer ratings (1).")] = None,
-    test_size: Annotated[Optional[float], typer.Option(help="Fraction of prompts in the test split (0.2).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the split (42).")] = None,
+        float, typer.Option(help="preference: pair answers whose mean ratings differ by at least this.")
+    ] = RatingsConfig().min_gap,
+    margin_scale: Annotated[
+        float, typer.Option(help="preference: margin = rating gap x this.")
+    ] = RatingsConfig().margin_scale,
+    min_ratings: Annotated[
+        int, typer.Option(help="Leave out answers with fewer ratings.")
+    ] = RatingsConfig().min_ratings,
+    test_size: Annotated[float, typer.Option(help="Fraction of prompts in the test split.")] = SplitConfig().test_size,
+    seed: Annotated[int, typer.Option(help="Seed of the split.")] = SplitConfig().seed,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
     """Write the project's current ratings as a dataset export (same layout as `curate build`).
@@ -234,17 +242,13 @@ def export_command(
 
     Example: curate review export --project qa --kind preference --out out/qa-review-pairs
     """
-    rules: dict[str, Any] = {
-        "min_rating": min_rating,
-        "min_gap": min_gap,
-        "margin_scale": margin_scale,
-        "min_ratings": min_ratings,
-        "test_size": test_size,
-        "seed": seed,
-    }
-    path = open_store(db).export(project, out, kind, quiet=quiet, **rules)
+    ratings, split = export_rules(
+        {"min_rating": min_rating, "min_gap": min_gap, "margin_scale": margin_scale, "min_ratings": min_ratings},
+        {"test_size": test_size, "seed": seed},
+    )
+    result = export_ratings(open_store(db), project, out, kind, ratings=ratings, split=split, quiet=quiet)
     if not quiet:
-        print_summary(BuildResult(path, read_manifest(path)))
+        print_summary(result)
 
 
 @review_app.command("stats")
@@ -252,7 +256,7 @@ def export_command(
 def stats_command(project: ProjectName, db: Db = None) -> None:
     """Progress, pace and bias per labeler, and inter-annotator agreement (the admin page, in the terminal)."""
     store = open_store(db)
-    stats = store.labeler_stats(project)
+    stats = store.reports.labeler_stats(project)
     table = Table("labeler", "done / assigned", "s / rating", "mean", "bias", title=f"project {project}")
     for row in stats.itertuples(index=False):
         table.add_row(
@@ -263,14 +267,14 @@ def stats_command(project: ProjectName, db: Db = None) -> None:
             _fmt(row.bias, signed=True),
         )
     console.print(table)
-    ratings = store.ratings_frame(project)
+    ratings = store.reports.ratings_frame(project)
     if len(ratings):
         console.print(f"Krippendorff's alpha (ordinal): {_fmt(krippendorff_alpha(ratings), 3)}")
         for row in pairwise_spearman(ratings).itertuples(index=False):
             console.print(
                 f"Spearman {row.labeler_a} ~ {row.labeler_b}: {_fmt(row.spearman, 3)} ({row.n_common} shared)"
             )
-    flagged = store.flagged(project)
+    flagged = store.reports.flagged(project)
     if len(flagged):
         console.print(f"{len(flagged)} flagged answer(s); see the admin page")
 
@@ -290,13 +294,13 @@ def flags_command(
     """
     store = open_store(db)
     if clear is not None:
-        admin = next((lab for lab in store.labelers() if lab.name == by), None)
+        admin = next((lab for lab in store.accounts.labelers() if lab.name == by), None)
         if admin is None:
             raise CurateError("--clear needs --by NAME: the admin who clears the flag")
         store.clear_flag(admin.id, clear)
         console.print(f"Flag {clear} cleared by {by}: its answer counts in exports again", markup=False)
         return
-    flags = store.flagged(project, history=history)
+    flags = store.reports.flagged(project, history=history)
     if flags.empty:
         console.print("No flags." if history else "No open flags.")
         return

@@ -1,12 +1,4 @@
-"""Review store accounts: labelers, passwords, login and rights, as `AccountsMixin` of `ReviewStore`.
-
-Rights: the store, not only the UI, enforces them. Reads of everyone's work (ratings,
-flags, stats, progress, labelers) and exports take the acting labeler (`actor=`) and
-refuse anyone but an active admin. `ReviewStore(url)` is the operator's store (CLI, scripts:
-whoever holds the database URL can read every row with sqlite3/psql anyway, and the CLI
-must work before any admin exists), where `actor` may be left out; the review app opens
-`ReviewStore(url, operator=False)`, where it may not, and which cannot create projects,
-import items or manage labelers at all.
+"""Review accounts: labelers, passwords and login with its failed-login lock (`Accounts`, a part of `ReviewStore`).
 
 Login throttle: `LoginLimit.max_failures` failed logins with one name within `window`
 lock that name for `lockout` (default 5 in 15 min -> 15 min), counted in the database so
@@ -18,27 +10,23 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 import bcrypt
 from sqlalchemy import delete, exists, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
 
 from curate.errors import CurateError
+from curate.review.database import Database
 from curate.review.models import Answer, Assignment, Item, Labeler, LoginThrottle
+from curate.review.queries import active_labeler_row, done_by
+from curate.review.rights import AuthError, Rights
 from curate.review.types import check_name
 
 ROLES = ("labeler", "admin")
-
-
-class AuthError(CurateError):
-    """Refused: a failed login (unknown labeler, deactivated account, wrong password) or missing rights."""
 
 
 class LoginLocked(AuthError):
@@ -72,31 +60,26 @@ def _name_key(name: Any) -> str:
     return hashlib.sha256(str(name).encode("utf-8", "replace")).hexdigest()
 
 
-class AccountsMixin:
-    """Labelers, passwords, `authenticate` with its failed-login lock, and the rights checks of `ReviewStore`."""
+class Accounts:
+    """Labelers, passwords, `authenticate` with its failed-login lock, over the store's database and rights."""
 
-    # Provided by ReviewStore (curate/review/store.py), which mixes this class in.
-    dialect: str
-    operator: bool
-    password_rounds: int
-    login_limit: LoginLimit
-    clock: Callable[[], datetime]
-
-    if TYPE_CHECKING:
-
-        def _session(self, write: bool = False) -> AbstractContextManager[Session]: ...
-
-        @staticmethod
-        def _done(labeler_id: Any) -> Any: ...
+    def __init__(
+        self, db: Database, rights: Rights, password_rounds: int = 12, login_limit: LoginLimit | None = None
+    ) -> None:
+        """`password_rounds`: bcrypt cost; `login_limit`: the failed-login lock (default `LoginLimit()`)."""
+        self.db = db
+        self.rights = rights
+        self.password_rounds = password_rounds
+        self.login_limit = login_limit or LoginLimit()
 
     def add_labeler(self, name: str, role: str = "labeler") -> str:
         """Create a labeler (or admin); returns their one-time password (only its bcrypt hash is stored)."""
-        self._require_operator("add labelers")
+        self.rights.require_operator("add labelers")
         check_name(name, "labeler")
         if role not in ROLES:
             raise CurateError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
         password = secrets.token_urlsafe(12)
-        with self._session(write=True) as s:
+        with self.db.session(write=True) as s:
             if s.scalar(select(Labeler.id).where(Labeler.name == name)) is not None:
                 raise CurateError(f"labeler {name!r} already exists (give them a new password with --reset)")
             s.add(Labeler(name=name, role=role, password_hash=self._hash(password), password_temporary=True))
@@ -104,9 +87,9 @@ class AccountsMixin:
 
     def reset_password(self, name: str) -> str:
         """A new one-time password for an existing labeler; it also lifts a failed-login lock on their name."""
-        self._require_operator("reset passwords")
+        self.rights.require_operator("reset passwords")
         password = secrets.token_urlsafe(12)
-        with self._session(write=True) as s:
+        with self.db.session(write=True) as s:
             labeler = s.scalar(select(Labeler).where(Labeler.name == name))
             if labeler is None:
                 raise CurateError(f"no labeler named {name!r}")
@@ -119,8 +102,8 @@ class AccountsMixin:
         """Replace a labeler's password with one they chose (8-72 bytes)."""
         if not isinstance(password, str) or not 8 <= len(password.encode()) <= 72:
             raise CurateError("a password must be 8 to 72 bytes long")
-        with self._session(write=True) as s:
-            labeler = self._labeler(s, labeler_id)
+        with self.db.session(write=True) as s:
+            labeler = active_labeler_row(s, labeler_id)
             labeler.password_hash = self._hash(password)
             labeler.password_temporary = False
 
@@ -129,13 +112,13 @@ class AccountsMixin:
 
         Returns the number of items released.
         """
-        self._require_operator("deactivate labelers")
-        with self._session(write=True) as s:
+        self.rights.require_operator("deactivate labelers")
+        with self.db.session(write=True) as s:
             labeler = s.scalar(select(Labeler).where(Labeler.name == name).with_for_update())
             if labeler is None:
                 raise CurateError(f"no labeler named {name!r}")
             labeler.active = False
-            touched = exists().where(Answer.item_id == Assignment.item_id, self._done(labeler.id))
+            touched = exists().where(Answer.item_id == Assignment.item_id, done_by(labeler.id))
             idle = list(s.scalars(select(Assignment).where(Assignment.labeler_id == labeler.id, ~touched)))
             for assignment in idle:
                 item = s.scalar(select(Item).where(Item.id == assignment.item_id).with_for_update())
@@ -143,26 +126,6 @@ class AccountsMixin:
                     item.claims -= 1
                 s.delete(assignment)
             return len(idle)
-
-    def _require_operator(self, what: str) -> None:
-        """Refuse `what` on the review app's store: only the operator (the CLI) sets up projects and accounts."""
-        if not self.operator:
-            raise AuthError(f"only the operator may {what}, with `curate review` on the database: not from the app")
-
-    def _require_admin(self, actor: int | None, what: str) -> None:
-        """Refuse `what` unless `actor` is an active admin; no actor means the operator (not on the app's store)."""
-        if actor is None:
-            if not self.operator:
-                raise AuthError(f"only an admin may {what}: the review app must say which admin asks (actor=)")
-            return
-        with self._session() as s:
-            labeler = s.get(Labeler, actor) if isinstance(actor, int) and not isinstance(actor, bool) else None
-        if labeler is None:
-            raise AuthError(f"only an admin may {what}: no labeler with id {actor!r}")
-        if labeler.role != "admin":
-            raise AuthError(f"only an admin may {what}; {labeler.name!r} is a labeler")
-        if not labeler.active:
-            raise AuthError(f"only an active admin may {what}; {labeler.name!r} is deactivated")
 
     def _hash(self, password: str) -> str:
         return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=self.password_rounds)).decode()
@@ -174,11 +137,11 @@ class AccountsMixin:
         same failure count, so the login form does not tell which labeler names exist.
         """
         key = _name_key(name)
-        with self._session() as s:
+        with self.db.session() as s:
             throttle = s.get(LoginThrottle, key)
             locked_until = _aware(throttle.locked_until) if throttle and throttle.locked_until else None
             labeler = s.scalar(select(Labeler).where(Labeler.name == name))
-        now = self.clock()
+        now = self.db.clock()
         if locked_until is not None and locked_until > now:
             raise LoginLocked(locked_until, now)  # refused before bcrypt: guessing costs the server nothing
         failed = AuthError("unknown labeler or wrong password (an admin can add you or reset your password)")
@@ -190,7 +153,7 @@ class AccountsMixin:
         if not secret or len(secret) > 72 or not bcrypt.checkpw(secret, labeler.password_hash.encode()):
             self._login_failed(key, failed)
         if throttle is not None:
-            with self._session(write=True) as s:
+            with self.db.session(write=True) as s:
                 s.execute(delete(LoginThrottle).where(LoginThrottle.name_hash == key))  # success resets the count
         if not labeler.active:
             raise AuthError(f"labeler {name!r} is deactivated: ask an admin")
@@ -198,9 +161,9 @@ class AccountsMixin:
 
     def _login_failed(self, key: str, failed: AuthError) -> NoReturn:
         """Count a failed login for this name in the database, then raise `failed` (LoginLocked when it tips over)."""
-        limit, now = self.login_limit, self.clock()
-        insert = postgresql_insert if self.dialect == "postgresql" else sqlite_insert
-        with self._session(write=True) as s:
+        limit, now = self.login_limit, self.db.clock()
+        insert = postgresql_insert if self.db.dialect == "postgresql" else sqlite_insert
+        with self.db.session(write=True) as s:
             # Forget names whose window and lock are over, so guessed names do not pile up.
             s.execute(
                 delete(LoginThrottle).where(
@@ -226,21 +189,11 @@ class AccountsMixin:
 
     def active_labeler(self, labeler_id: int) -> Labeler:
         """This labeler while their account is active, else CurateError (the app re-checks its user on every page)."""
-        with self._session() as s:
-            return self._labeler(s, labeler_id)
+        with self.db.session() as s:
+            return active_labeler_row(s, labeler_id)
 
     def labelers(self, *, actor: int | None = None) -> list[Labeler]:
         """Every labeler and admin, oldest first."""
-        self._require_admin(actor, "list every labeler")
-        with self._session() as s:
+        self.rights.require_admin(actor, "list every labeler")
+        with self.db.session() as s:
             return list(s.scalars(select(Labeler).order_by(Labeler.id)))
-
-    def _labeler(self, s: Session, labeler_id: int, lock: bool = False) -> Labeler:
-        query = select(Labeler).where(Labeler.id == labeler_id)
-        # Locking the labeler row serializes one labeler's own writes (two tabs) on PostgreSQL.
-        labeler = s.scalar(query.with_for_update() if lock else query)
-        if labeler is None:
-            raise CurateError(f"unknown labeler id {labeler_id!r}")
-        if not labeler.active:
-            raise CurateError(f"labeler {labeler.name!r} is deactivated")
-        return labeler

@@ -1,7 +1,7 @@
 """How much labelers agree, and how each one leans: Krippendorff's alpha, pairwise Spearman, bias, calibration.
 
 All functions take a long table of ratings with columns `labeler`, `answer_id` (the
-unit rated) and `rating` (1-10), as `ReviewStore.ratings_frame` returns it.
+unit rated) and `rating` (1-10), as `Reports.ratings_frame` (`store.reports`) returns it.
 """
 
 from __future__ import annotations

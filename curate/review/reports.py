@@ -1,4 +1,4 @@
-"""Review store reads for the admin page and exports, as `ReportsMixin` of `ReviewStore`.
+"""Review store reads for the labeling pages and the admin page (`Reports`, a part of `ReviewStore`).
 
 Blind rating: a labeler's tasks and `ratings_frame(project, labeler_id)` hold only
 their own work; only admin views (no labeler_id) see everyone's ratings.
@@ -7,49 +7,34 @@ their own work; only admin views (no labeler_id) see everyone's ratings.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from contextlib import AbstractContextManager
-from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import exists, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import aliased
 
-from curate.errors import CurateError
-from curate.review.models import Answer, Assignment, Flag, Item, Labeler, Project, Rating
+from curate.review.database import Database
+from curate.review.models import Answer, Assignment, Flag, Item, Labeler, Rating
+from curate.review.queries import done_by, project_row
+from curate.review.rights import Rights
 
 
-class ReportsMixin:
-    """Progress, ratings, flags, labeler stats and exports of `ReviewStore`; everyone's work only for admins."""
+class Reports:
+    """Progress, ratings, flags, labeler stats of a project; everyone's work only for admins (see `rights`)."""
 
-    # Provided by ReviewStore (curate/review/store.py) and AccountsMixin (curate/review/accounts.py).
-    display_url: str
-    clock: Callable[[], datetime]
-
-    if TYPE_CHECKING:
-
-        def _session(self, write: bool = False) -> AbstractContextManager[Session]: ...
-
-        def _project(self, s: Session, name: str, lock: bool = False) -> Project: ...
-
-        @staticmethod
-        def _done(labeler_id: Any) -> Any: ...
-
-        def _require_admin(self, actor: int | None, what: str) -> None: ...
-
-        def labelers(self, *, actor: int | None = None) -> list[Labeler]: ...
+    def __init__(self, db: Database, rights: Rights) -> None:
+        self.db = db
+        self.rights = rights
 
     def progress(self, labeler_id: int, project: str) -> tuple[int, int]:
         """(done, assigned) answers for this labeler: done = rated, skipped or flagged; assigned = every answer
         of the items handed to them so far. Answers they might still get are `claimable`, not assigned."""
-        with self._session() as s:
-            proj = self._project(s, project)
+        with self.db.session() as s:
+            proj = project_row(s, project)
             mine = exists().where(Assignment.item_id == Item.id, Assignment.labeler_id == labeler_id)
             base = select(func.count(Answer.id)).join(Item, Answer.item_id == Item.id)
             base = base.where(Item.project_id == proj.id, mine)
-            done = s.scalar(base.where(self._done(labeler_id))) or 0
+            done = s.scalar(base.where(done_by(labeler_id))) or 0
             assigned = s.scalar(base) or 0
         return done, assigned
 
@@ -57,15 +42,15 @@ class ReportsMixin:
         """Answers in items this labeler does not hold that have a free slot now (expired claims count as
         free): the most they may still get, shared with every other labeler. Compare mode passes
         `min_answers=2`: it never hands out an item with a single answer."""
-        with self._session() as s:
-            proj = self._project(s, project)
+        with self.db.session() as s:
+            proj = project_row(s, project)
             mine = exists().where(Assignment.item_id == Item.id, Assignment.labeler_id == labeler_id)
             expired = (
                 select(func.count(Assignment.id))
                 .where(
                     Assignment.item_id == Item.id,
                     Assignment.released_at.is_(None),
-                    Assignment.expires_at < self.clock(),
+                    Assignment.expires_at < self.db.clock(),
                 )
                 .scalar_subquery()
             )
@@ -81,16 +66,16 @@ class ReportsMixin:
 
     def progress_all(self, project: str, *, actor: int | None = None) -> dict[int, tuple[int, int]]:
         """`progress` of every labeler at once (labeler id -> (done, assigned)), in two grouped queries."""
-        self._require_admin(actor, "see everyone's progress")
-        with self._session() as s:
-            proj = self._project(s, project)
+        self.rights.require_admin(actor, "see everyone's progress")
+        with self.db.session() as s:
+            proj = project_row(s, project)
             held = (
                 select(Assignment.labeler_id, func.count(Answer.id))
                 .join(Answer, Answer.item_id == Assignment.item_id)
                 .where(Assignment.project_id == proj.id)
                 .group_by(Assignment.labeler_id)
             )
-            done = dict(s.execute(held.where(self._done(Assignment.labeler_id))).tuples().all())
+            done = dict(s.execute(held.where(done_by(Assignment.labeler_id))).tuples().all())
             assigned = dict(s.execute(held).tuples().all())
             ids = list(s.scalars(select(Labeler.id)))
         return {i: (done.get(i, 0), assigned.get(i, 0)) for i in ids}
@@ -102,9 +87,9 @@ class ReportsMixin:
         rating: `actor` must be that labeler, or an admin); `history` adds superseded ratings (with
         `superseded_at`, `superseded_by_id`)."""
         if actor is None or actor != labeler_id:  # a labeler may read their own rows; anything more is an admin's
-            self._require_admin(actor, "see other labelers' ratings")
-        with self._session() as s:
-            proj = self._project(s, project)
+            self.rights.require_admin(actor, "see other labelers' ratings")
+        with self.db.session() as s:
+            proj = project_row(s, project)
             query = (
                 select(
                     Rating.id.label("rating_id"),
@@ -142,10 +127,10 @@ class ReportsMixin:
     def flagged(self, project: str, history: bool = False, *, actor: int | None = None) -> pd.DataFrame:
         """Open flags in a project: which answer, by whom, why, when. `history` lists cleared flags too,
         with who cleared them and when (`cleared_by`, `cleared_at`; empty while open)."""
-        self._require_admin(actor, "see the flagged items")
+        self.rights.require_admin(actor, "see the flagged items")
         clearer = aliased(Labeler)
-        with self._session() as s:
-            proj = self._project(s, project)
+        with self.db.session() as s:
+            proj = project_row(s, project)
             query = (
                 select(
                     Flag.id.label("flag_id"),
@@ -179,12 +164,13 @@ class ReportsMixin:
         Columns: labeler_id, labeler, role, done, assigned, ratings, seconds_total,
         seconds_per_rating, ratings_per_hour, mean_rating, bias.
         """
-        self._require_admin(actor, "see every labeler's stats")
+        self.rights.require_admin(actor, "see every labeler's stats")
         from curate.review.agreement import labeler_bias
 
         progress = self.progress_all(project, actor=actor)
-        with self._session() as s:
-            pid = self._project(s, project).id
+        with self.db.session() as s:
+            pid = project_row(s, project).id
+            labelers = list(s.scalars(select(Labeler).order_by(Labeler.id)))
             result = s.execute(
                 select(
                     Labeler.name.label("labeler"),
@@ -202,7 +188,7 @@ class ReportsMixin:
         bias = labeler_bias(ratings).set_index("labeler") if len(ratings) else pd.DataFrame()
         by_labeler = dict(iter(ratings.groupby("labeler_id")))
         rows = []
-        for labeler in self.labelers(actor=actor):
+        for labeler in labelers:
             done, assigned = progress.get(labeler.id, (0, 0))
             own = by_labeler.get(labeler.id, ratings.iloc[:0])
             if not done and own.empty and labeler.role == "admin":
@@ -240,7 +226,7 @@ class ReportsMixin:
 
     def rated_rows(self, project: str, *, actor: int | None = None) -> list[dict[str, Any]]:
         """Current ratings as rated records (prompt, response, rating, labeler, comment?, flag?) with ids."""
-        self._require_admin(actor, "read everyone's ratings")
+        self.rights.require_admin(actor, "read everyone's ratings")
         ratings = self.ratings_frame(project, actor=actor)
         flags = (
             self.flagged(project, actor=actor).groupby("answer_id")["reason"].agg(lambda r: "; ".join(dict.fromkeys(r)))
@@ -260,45 +246,3 @@ class ReportsMixin:
                 row["flag"] = flags[r.answer_id]
             rows.append(row)
         return rows
-
-    def export(self, project: str, out: Path, kind: str, *, actor: int | None = None, **rules: Any) -> Path:
-        """Write an export directory (like `curate build`) of `kind` sft | preference | reward | rated.
-
-        `rules`: min_rating, min_gap, margin_scale, min_ratings (see curate.review.ratings), test_size,
-        seed, quiet. The split is grouped by prompt, so no prompt straddles train and test.
-        """
-        self._require_admin(actor, "export ratings")
-        from curate.io.ingest import Ingested
-        from curate.pipeline import build
-        from curate.recipe import recipe_from_dict
-        from curate.schema import Kind, validate_row
-
-        kinds = ("sft", "preference", "reward", "rated")
-        if kind not in kinds:
-            raise CurateError(f"unknown export kind {kind!r}: use one of {', '.join(kinds)}")
-        rating_keys = ("min_rating", "min_gap", "margin_scale", "min_ratings")
-        split_keys = ("test_size", "seed")
-        unknown = set(rules) - set(rating_keys) - set(split_keys) - {"quiet"}
-        if unknown:
-            raise CurateError(f"unknown export rule(s): {', '.join(sorted(unknown))}")
-        source = f"{self.display_url}#{project}"
-        records = [
-            validate_row(Kind.rated, dict(row), source, i)
-            for i, row in enumerate(self.rated_rows(project, actor=actor), 1)
-        ]
-        if not records:
-            raise CurateError(f"project {project!r} has no ratings yet: nothing to export")
-        recipe = recipe_from_dict(
-            {
-                "name": Path(out).name,
-                "inputs": [source],
-                "out": str(out),
-                "kind": "rated",
-                "derive": None if kind == "rated" else kind,
-                "ratings": {k: rules[k] for k in rating_keys if rules.get(k) is not None},
-                "split": {"group_by": "prompt", **{k: rules[k] for k in split_keys if rules.get(k) is not None}},
-            },
-            "export rules",
-        )
-        build(recipe, quiet=bool(rules.get("quiet", True)), ingested=Ingested(Kind.rated, records, [], len(records)))
-        return Path(out)

@@ -1,15 +1,11 @@
-"""The review store: projects, items, labelers, assignments and ratings, for `review_app` and `curate review`.
-
-SQLite by default (WAL, busy timeout, foreign keys on; writes take the write lock up
-front with BEGIN IMMEDIATE so concurrent labelers queue instead of failing), PostgreSQL
-by URL (claims use SELECT ... FOR UPDATE SKIP LOCKED). The schema is versioned with
-Alembic (curate/review/migrations) and upgraded to head whenever a store is opened.
+"""The review store: projects, items, assignment and the labelers' writes, for `review_app` and `curate review`.
 
 Assignment: a labeler's queue holds the answers of the items assigned to them that
 they have not yet rated, skipped or flagged. When it runs dry they claim the next item
 that fewer than `overlap` labelers hold and they don't hold yet, in import order — so
 each item goes to `overlap` labelers, nobody gets an item twice, and two labelers
-claiming at once never take the same slot. A claim holds its slot for the project's
+claiming at once never take the same slot (SQLite: BEGIN IMMEDIATE; PostgreSQL:
+SELECT ... FOR UPDATE SKIP LOCKED). A claim holds its slot for the project's
 `claim_hours` (24 by default); if the labeler has not done every answer of the item by
 then, the slot goes back to the pool for another labeler, while the item stays in the
 first labeler's queue and their later ratings are kept like any other.
@@ -17,31 +13,27 @@ first labeler's queue and their later ratings are kept like any other.
 Position bias: Rate mode shows each labeler an item's answers in an order of their own
 (`shown_order`, stable per labeler), and every rating records where its answer was shown.
 
-The store is split by job: this module holds the engine, schema upgrades, projects, items,
-assignment and the labelers' writes; `store_accounts` labelers, passwords, login and rights;
-`store_reports` the admin reads and exports; `store_types` the value types and validators.
-Every name other code uses is importable from here.
+`ReviewStore` is made of parts, each its own module: `db` (database: engine, sessions,
+schema), `rights` (who may do what), `accounts` (labelers, passwords, login) and `reports`
+(progress, ratings, flags, stats). Exports of ratings as datasets live outside the store,
+in `curate.review_export`.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, cast
 
-from alembic import command
-from alembic.config import Config
 from pydantic import ValidationError
-from sqlalchemy import Engine, and_, create_engine, event, exists, func, select, text, update
-from sqlalchemy.engine import CursorResult, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from curate.errors import CurateError
-from curate.review.accounts import AccountsMixin, AuthError, LoginLimit, LoginLocked
+from curate.review.accounts import Accounts, LoginLimit, LoginLocked
+from curate.review.database import MIGRATIONS, Database
 from curate.review.models import (
     Answer,
     Assignment,
@@ -54,7 +46,9 @@ from curate.review.models import (
     Skip,
     utcnow,
 )
-from curate.review.reports import ReportsMixin
+from curate.review.queries import active_labeler_row, done_by, project_row
+from curate.review.reports import Reports
+from curate.review.rights import AuthError, Rights
 from curate.review.types import (
     DEFAULT_CLAIM_HOURS,
     DEFAULT_DB,
@@ -93,34 +87,10 @@ __all__ = [
 
 MAX_COMMENT = 5000
 MAX_REASON = 1000
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # Alembic scripts ship inside the package
-_MIGRATION_LOCK = 0x63757261  # pg_advisory_xact_lock key: one migrator at a time
 
 
-def _sqlite_pragmas(busy_timeout: float) -> Any:
-    """A connect-event hook: WAL, busy timeout (ms), foreign keys on, and our own BEGIN."""
-
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # We issue BEGIN ourselves (see _sqlite_begin); pysqlite's own transaction handling is off.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.close()
-
-    return on_connect
-
-
-def _sqlite_begin(conn: Any) -> None:
-    # Writers take the write lock at BEGIN: a deferred transaction that upgrades to a writer
-    # fails at once with "database is locked" when another writer is active (no busy wait).
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("curate_write") else "BEGIN")
-
-
-class ReviewStore(AccountsMixin, ReportsMixin):
-    """All reads and writes of the review app and `curate review`, over one SQLAlchemy engine."""
+class ReviewStore:
+    """All reads and writes of the review app and `curate review`, over one database (`db`)."""
 
     def __init__(
         self,
@@ -138,66 +108,15 @@ class ReviewStore(AccountsMixin, ReportsMixin):
         `operator`: False for the review app's store, whose admin-only operations need an acting admin.
         `login_limit`: the failed-login lock (default `LoginLimit()`); `clock`: the current UTC time.
         """
-        self.url = resolve_url(url)
-        self.password_rounds = password_rounds
-        self.login_limit = login_limit or LoginLimit()
-        self.clock = clock
-        self.operator = operator
-        try:
-            parsed = make_url(self.url)
-        except ArgumentError:
-            raise CurateError(f"not a database URL: {url!r} (use sqlite:///path.db or postgresql://...)") from None
-        self.dialect = parsed.get_backend_name()
-        self.display_url = parsed.render_as_string(hide_password=True)
-        if self.dialect == "sqlite":
-            if parsed.database in (None, "", ":memory:"):
-                raise CurateError("the review store needs a database file: use sqlite:///path/to/review.db")
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = create_engine(self.url, pool_size=10, max_overflow=20, pool_timeout=60)
-            event.listen(self.engine, "connect", _sqlite_pragmas(busy_timeout))
-            event.listen(self.engine, "begin", _sqlite_begin)
-        elif self.dialect == "postgresql":
-            self.engine = create_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-        else:
-            raise CurateError(f"unsupported database '{self.dialect}': use sqlite:///path.db or postgresql://...")
-        self._writer = self.engine.execution_options(curate_write=True)
-        try:
-            self._upgrade()
-        except OperationalError as exc:
-            self.engine.dispose()
-            raise CurateError(f"cannot open the review database {self.display_url}: {exc.orig}") from None
+        self.db = Database(url, busy_timeout, clock)
+        self.db.upgrade()
+        self.rights = Rights(self.db, operator)
+        self.accounts = Accounts(self.db, self.rights, password_rounds, login_limit)
+        self.reports = Reports(self.db, self.rights)
 
     def close(self) -> None:
         """Release the connection pool."""
-        self.engine.dispose()
-
-    def _upgrade(self) -> None:
-        """Bring the schema to the newest Alembic revision (one migrator at a time)."""
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        with self._writer.connect() as conn:
-            sqlite = conn.connection.dbapi_connection if self.dialect == "sqlite" else None
-            if sqlite is not None:
-                # Alembic alters a SQLite table by rebuilding it (copy, DROP, rename); with foreign keys on,
-                # that DROP would cascade-delete every row that points at the table. So they are off while
-                # migrating (set outside a transaction, where SQLite honours it), checked before commit.
-                sqlite.cursor().execute("PRAGMA foreign_keys = OFF")
-            try:
-                with conn.begin():
-                    if self.dialect == "postgresql":
-                        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-                    config.attributes["connection"] = conn
-                    command.upgrade(config, "head")
-                    if sqlite is not None and conn.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
-                        raise CurateError("the schema upgrade would leave dangling references: nothing was changed")
-            finally:
-                if sqlite is not None:
-                    sqlite.cursor().execute("PRAGMA foreign_keys = ON")
-
-    @contextmanager
-    def _session(self, write: bool = False) -> Iterator[Session]:
-        with Session(self._writer if write else self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
+        self.db.close()
 
     # --- projects and items --------------------------------------------------------------------
 
@@ -208,14 +127,14 @@ class ReviewStore(AccountsMixin, ReportsMixin):
 
         `claim_hours`: how long a claimed item holds its slot before an unfinished claim frees it.
         """
-        self._require_operator("create projects")
+        self.rights.require_operator("create projects")
         check_name(name, "project")
         hours = check_claim_hours(claim_hours)
         if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 1:
             raise CurateError(f"overlap must be a whole number >= 1 (labelers per item), got {overlap!r}")
         if mode not in MODES:
             raise CurateError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        with self._session(write=True) as s:
+        with self.db.session(write=True) as s:
             if s.scalar(select(Project.id).where(Project.name == name)) is not None:
                 raise CurateError(f"project {name!r} already exists")
             project = Project(name=name, overlap=overlap, mode=mode, claim_hours=hours)
@@ -224,28 +143,20 @@ class ReviewStore(AccountsMixin, ReportsMixin):
 
     def set_claim_hours(self, project: str, hours: float) -> None:
         """Change how long a project's claims hold their slot; claims made from now on use it."""
-        self._require_operator("change claim hours")
+        self.rights.require_operator("change claim hours")
         value = check_claim_hours(hours)
-        with self._session(write=True) as s:
-            self._project(s, project).claim_hours = value
+        with self.db.session(write=True) as s:
+            project_row(s, project).claim_hours = value
 
     def projects(self) -> list[str]:
         """Names of all projects, oldest first."""
-        with self._session() as s:
+        with self.db.session() as s:
             return list(s.scalars(select(Project.name).order_by(Project.id)))
 
     def project(self, name: str) -> Project:
         """The project called `name` (CurateError when there is none)."""
-        with self._session() as s:
-            return self._project(s, name)
-
-    def _project(self, s: Session, name: str, lock: bool = False) -> Project:
-        """The project row; `lock` holds it (FOR UPDATE on PostgreSQL; SQLite's writes already run one at a time)."""
-        query = select(Project).where(Project.name == name)
-        project = s.scalar(query.with_for_update() if lock else query)
-        if project is None:
-            raise CurateError(f"no project named {name!r}: create it with `curate review init --project NAME`")
-        return project
+        with self.db.session() as s:
+            return project_row(s, name)
 
     def import_items(self, project: str, rows: Iterable[dict[str, Any]]) -> int:
         """Add prompts with their answers; returns the number of new answers.
@@ -253,7 +164,7 @@ class ReviewStore(AccountsMixin, ReportsMixin):
         A prompt already in the project gets only the answers it does not have yet, so
         re-importing a file adds nothing and new model answers join their prompt's item.
         """
-        self._require_operator("import items")
+        self.rights.require_operator("import items")
         items = []
         for n, row in enumerate(rows, start=1):
             try:
@@ -263,8 +174,8 @@ class ReviewStore(AccountsMixin, ReportsMixin):
                 loc = ".".join(str(p) for p in first["loc"]) or "(row)"
                 raise CurateError(f"item {n}: field '{loc}': {first['msg']}") from None
         added = 0
-        with self._session(write=True) as s:
-            pid = self._project(s, project, lock=True).id  # imports of one project run one at a time
+        with self.db.session(write=True) as s:
+            pid = project_row(s, project, lock=True).id  # imports of one project run one at a time
             existing = {i.prompt: i for i in s.scalars(select(Item).where(Item.project_id == pid))}
             for item in items:
                 row_item = existing.get(item.prompt)
@@ -287,16 +198,6 @@ class ReviewStore(AccountsMixin, ReportsMixin):
 
     # --- assignment and tasks ------------------------------------------------------------------
 
-    @staticmethod
-    def _done(labeler_id: Any) -> Any:
-        """SQL condition: this labeler (an id, or a column to correlate with) rated, skipped or flagged the answer."""
-        rated = exists().where(
-            Rating.answer_id == Answer.id, Rating.labeler_id == labeler_id, Rating.superseded_at.is_(None)
-        )
-        skipped = exists().where(Skip.answer_id == Answer.id, Skip.labeler_id == labeler_id)
-        flagged = exists().where(Flag.answer_id == Answer.id, Flag.labeler_id == labeler_id)
-        return rated | skipped | flagged
-
     def _open_answers(self, s: Session, labeler_id: int, project_id: int, limit: int | None = None) -> list[Any]:
         """(answer, item) rows still to do in this labeler's assigned items: items in claim order, each
         item's answers in this labeler's own order (`shown_order`)."""
@@ -304,7 +205,7 @@ class ReviewStore(AccountsMixin, ReportsMixin):
             select(Answer, Item)
             .join(Item, Answer.item_id == Item.id)
             .join(Assignment, and_(Assignment.item_id == Item.id, Assignment.labeler_id == labeler_id))
-            .where(Assignment.project_id == project_id, ~self._done(labeler_id))
+            .where(Assignment.project_id == project_id, ~done_by(labeler_id))
             .order_by(Assignment.id, Answer.position)
         )
         rows = list(s.execute(query).tuples())  # a labeler's queue is an item or two: sorting here is cheap
@@ -322,7 +223,7 @@ class ReviewStore(AccountsMixin, ReportsMixin):
     def _settle(self, s: Session, labeler_id: int, item_id: int) -> bool:
         """Once the labeler has done every answer of the item, their claim no longer expires; returns whether
         it is settled (every answer done)."""
-        left = select(func.count(Answer.id)).where(Answer.item_id == item_id, ~self._done(labeler_id))
+        left = select(func.count(Answer.id)).where(Answer.item_id == item_id, ~done_by(labeler_id))
         if s.scalar(left):
             return False
         s.execute(
@@ -340,7 +241,7 @@ class ReviewStore(AccountsMixin, ReportsMixin):
         drops, so another labeler can claim it. Run before any claim in a transaction: it locks item
         rows, which a claim holding an item with SKIP LOCKED must not wait for.
         """
-        now = self.clock()
+        now = self.db.clock()
         expired = (
             select(Assignment.id, Assignment.item_id, Assignment.labeler_id)
             .where(Assignment.project_id == project.id, Assignment.expires_at < now, Assignment.released_at.is_(None))
@@ -388,23 +289,23 @@ class ReviewStore(AccountsMixin, ReportsMixin):
             item = s.scalar(query)
             if item is not None:
                 item.claims = Item.claims + 1  # in SQL: the row is locked, and this session may hold a stale copy
-                due = self.clock() + timedelta(hours=project.claim_hours)
+                due = self.db.clock() + timedelta(hours=project.claim_hours)
                 s.add(Assignment(project_id=project.id, item_id=item.id, labeler_id=labeler_id, expires_at=due))
                 s.flush()
                 return item.id
-            if self.dialect != "postgresql":
+            if self.db.dialect != "postgresql":
                 break
         return None
 
     def next_rating_task(self, labeler_id: int, project: str) -> RatingTask | None:
         """The next answer for this labeler to rate (claiming a new item when needed); None when all done."""
-        with self._session() as s:
-            proj = self._project(s, project)
-            self._labeler(s, labeler_id)
+        with self.db.session() as s:
+            proj = project_row(s, project)
+            active_labeler_row(s, labeler_id)
             rows = self._open_answers(s, labeler_id, proj.id, limit=1)
         if not rows:
-            with self._session(write=True) as s:
-                self._labeler(s, labeler_id, lock=True)
+            with self.db.session(write=True) as s:
+                active_labeler_row(s, labeler_id, lock=True)
                 rows = self._open_answers(s, labeler_id, proj.id, limit=1)
                 if not rows:
                     self._release_expired(s, proj)
@@ -413,7 +314,7 @@ class ReviewStore(AccountsMixin, ReportsMixin):
         if not rows:
             return None
         answer, item = rows[0]
-        with self._session() as s:
+        with self.db.session() as s:
             shown, n_answers = self._placement(s, labeler_id, answer)
         return RatingTask(item.id, item.prompt, answer.id, answer.text, answer.position + 1, n_answers, shown)
 
@@ -424,13 +325,13 @@ class ReviewStore(AccountsMixin, ReportsMixin):
         one answer of an item is left, it is paired with one the labeler already rated,
         whose new rating then supersedes the old one (the old one stays in the history).
         """
-        with self._session() as s:
-            proj = self._project(s, project)
-            self._labeler(s, labeler_id)
+        with self.db.session() as s:
+            proj = project_row(s, project)
+            active_labeler_row(s, labeler_id)
             task = self._compare_from_open(s, labeler_id, proj.id)
         if task is None:
-            with self._session(write=True) as s:
-                self._labeler(s, labeler_id, lock=True)
+            with self.db.session(write=True) as s:
+                active_labeler_row(s, labeler_id, lock=True)
                 task = self._compare_from_open(s, labeler_id, proj.id)
                 if task is None:
                     self._release_expired(s, proj)
@@ -519,8 +420,8 @@ class ReviewStore(AccountsMixin, ReportsMixin):
             raise CurateError(f"a comment must be text, got {type(comment).__name__}")
         if comment is not None and len(comment) > MAX_COMMENT:
             raise CurateError(f"a comment can be at most {MAX_COMMENT} characters (got {len(comment)})")
-        with self._session(write=True) as s:
-            self._labeler(s, labeler_id, lock=True)
+        with self.db.session(write=True) as s:
+            active_labeler_row(s, labeler_id, lock=True)
             answer = self._assigned_answer(s, labeler_id, answer_id)
             shown, _ = self._placement(s, labeler_id, answer)
             rating_id = self._rate(s, labeler_id, answer_id, value, comment or None, spent, shown_position=shown)
@@ -536,8 +437,8 @@ class ReviewStore(AccountsMixin, ReportsMixin):
         """
         left, right = check_rating(left_rating), check_rating(right_rating)
         spent = check_seconds(seconds)
-        with self._session(write=True) as s:
-            self._labeler(s, labeler_id, lock=True)
+        with self.db.session(write=True) as s:
+            active_labeler_row(s, labeler_id, lock=True)
             for answer_id in (task.left_answer_id, task.right_answer_id):
                 if self._assigned_answer(s, labeler_id, answer_id).item_id != task.item_id:
                     raise CurateError(f"answer {answer_id} does not belong to item {task.item_id}")
@@ -561,8 +462,8 @@ class ReviewStore(AccountsMixin, ReportsMixin):
 
     def skip(self, labeler_id: int, answer_id: int) -> None:
         """Take an answer out of this labeler's queue without rating it."""
-        with self._session(write=True) as s:
-            self._labeler(s, labeler_id, lock=True)
+        with self.db.session(write=True) as s:
+            active_labeler_row(s, labeler_id, lock=True)
             answer = self._assigned_answer(s, labeler_id, answer_id)
             if s.scalar(select(Skip.id).where(Skip.labeler_id == labeler_id, Skip.answer_id == answer_id)) is None:
                 s.add(Skip(labeler_id=labeler_id, answer_id=answer_id))
@@ -574,8 +475,8 @@ class ReviewStore(AccountsMixin, ReportsMixin):
             raise CurateError("a flag needs a reason (e.g. 'prompt is unclear', 'unsafe answer')")
         if len(reason) > MAX_REASON:
             raise CurateError(f"a flag reason can be at most {MAX_REASON} characters (got {len(reason)})")
-        with self._session(write=True) as s:
-            self._labeler(s, labeler_id, lock=True)
+        with self.db.session(write=True) as s:
+            active_labeler_row(s, labeler_id, lock=True)
             answer = self._assigned_answer(s, labeler_id, answer_id)
             s.add(Flag(labeler_id=labeler_id, answer_id=answer_id, reason=reason.strip()))
             self._settle(s, labeler_id, answer.item_id)
@@ -585,8 +486,8 @@ class ReviewStore(AccountsMixin, ReportsMixin):
 
         The flagging labeler's queue is unchanged: flagging was their judgement of that answer.
         """
-        self._require_admin(admin_id, "clear a flag")
-        with self._session(write=True) as s:
+        self.rights.require_admin(admin_id, "clear a flag")
+        with self.db.session(write=True) as s:
             flag = (
                 s.scalar(select(Flag).where(Flag.id == flag_id).with_for_update()) if isinstance(flag_id, int) else None
             )
@@ -598,4 +499,4 @@ class ReviewStore(AccountsMixin, ReportsMixin):
                 raise CurateError(
                     f"flag {flag_id} was already cleared by {who} at {flag.cleared_at:%Y-%m-%d %H:%M} UTC"
                 )
-            flag.cleared_at, flag.cleared_by_id = self.clock(), admin_id
+            flag.cleared_at, flag.cleared_by_id = self.db.clock(), admin_id

@@ -10,9 +10,9 @@ import pandas as pd
 import streamlit as st
 
 from curate.errors import CurateError
-from curate.io.manifest import read_manifest
+from curate.recipe import RatingsConfig
 from curate.review.agreement import krippendorff_alpha, labeler_bias, pairwise_spearman, zscore_calibrate
-from curate.review.ratings import RatingRules
+from curate.review_export import export_ratings
 from review_app import state
 
 user = state.require_user()
@@ -28,9 +28,12 @@ store = state.store()
 def _snapshot(url: str, project: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, float, pd.DataFrame]:
     """Labeler stats, ratings, every flag (open and cleared), alpha and Spearman, read once per 30 s (or Refresh),
     not on every click."""
-    ratings = store.ratings_frame(project, actor=user.id)
+    ratings = store.reports.ratings_frame(project, actor=user.id)
     alpha = krippendorff_alpha(ratings) if len(ratings) else math.nan
-    stats, flags = store.labeler_stats(project, actor=user.id), store.flagged(project, history=True, actor=user.id)
+    stats, flags = (
+        store.reports.labeler_stats(project, actor=user.id),
+        store.reports.flagged(project, history=True, actor=user.id),
+    )
     return stats, ratings, flags, alpha, pairwise_spearman(ratings)
 
 
@@ -39,7 +42,7 @@ title_col.title("Admin")
 if refresh_col.button("Refresh", help="Figures are read at most 30 s ago; this reads them now."):
     _snapshot.clear()
 st.text(f"Project: {project}")  # names are shown as text, like everything people typed
-stats, ratings, flags, alpha, spearman = _snapshot(store.url, project)
+stats, ratings, flags, alpha, spearman = _snapshot(store.db.url, project)
 flagged, cleared = flags[flags["cleared_at"].isna()], flags.dropna(subset=["cleared_at"])
 
 top = st.columns([1, 1, 2, 1])
@@ -174,8 +177,8 @@ with st.expander("Cleared flags (history)"):
 
 @st.fragment
 def _export() -> None:
-    """Export buttons: SFT / preference / reward sets written by the store, the path shown."""
-    defaults = RatingRules()
+    """Export buttons: SFT / preference / reward sets (`curate.review_export`), the path shown."""
+    defaults = RatingsConfig()
     with st.form("export"):
         out_root = st.text_input("Directory for exports", value=str(Path("out") / "review"), key="export_root")
         min_col, gap_col = st.columns(2)
@@ -194,13 +197,14 @@ def _export() -> None:
         out = Path(out_root).expanduser().resolve() / re.sub(r"[^\w.-]+", "_", f"{project}-{kind}")
         try:
             with st.spinner(f"Writing the {kind} export..."):
-                path = store.export(project, out, kind, actor=user.id, min_rating=min_rating, min_gap=min_gap)
+                rules = defaults.model_copy(update={"min_rating": min_rating, "min_gap": min_gap})
+                result = export_ratings(store, project, out, kind, ratings=rules, actor=user.id)
         except CurateError as exc:
             st.error(str(exc))
         else:
-            splits = read_manifest(path).counts.splits
+            splits = result.manifest.counts.splits
             rows = ", ".join(f"{name} {n} rows" for name, n in splits.items())
-            st.success(f"Wrote {path} ({rows})")
+            st.success(f"Wrote {result.out} ({rows})")
 
 
 st.subheader("Export")

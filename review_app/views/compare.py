@@ -24,7 +24,7 @@ store = state.store()
 task = state.current_task("compare", project, lambda: store.next_compare_task(user.id, project))
 
 st.title("Compare")
-progress_bar(*store.progress(user.id, project), store.claimable(user.id, project, min_answers=2))
+progress_bar(*store.reports.progress(user.id, project), store.reports.claimable(user.id, project, min_answers=2))
 if notice := st.session_state.pop("compare_notice", None):
     st.success(notice)
 if task is None:

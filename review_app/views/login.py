@@ -17,7 +17,7 @@ with st.form("login"):
 
 if submitted:
     try:
-        labeler = state.store().authenticate(name.strip(), password)
+        labeler = state.store().accounts.authenticate(name.strip(), password)
     except CurateError as exc:
         st.error(str(exc))
     else:

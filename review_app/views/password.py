@@ -23,7 +23,7 @@ if submitted:
         st.error("The two passwords differ; type the same one twice.")
     else:
         try:
-            state.store().set_password(user.id, first)
+            state.store().accounts.set_password(user.id, first)
         except CurateError as exc:
             st.error(str(exc))
         else:

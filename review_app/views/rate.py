@@ -22,7 +22,7 @@ def _next_item(notice: str) -> None:
 
 def _change_last_rating() -> None:
     """Let the labeler correct their latest rating here; the store keeps the old one as history."""
-    mine = store.ratings_frame(project, user.id, actor=user.id)  # their own ratings only (blind)
+    mine = store.reports.ratings_frame(project, user.id, actor=user.id)  # their own ratings only (blind)
     mine = mine[mine["mode"] == "rate"]  # a compare rating is changed with its pair, not alone
     if mine.empty:
         return
@@ -44,7 +44,7 @@ def _change_last_rating() -> None:
 task = state.current_task("rate", project, lambda: store.next_rating_task(user.id, project))
 
 st.title("Rate")
-progress_bar(*store.progress(user.id, project), store.claimable(user.id, project))
+progress_bar(*store.reports.progress(user.id, project), store.reports.claimable(user.id, project))
 if notice := st.session_state.pop("rate_notice", None):
     st.success(notice)
 if task is None:

@@ -135,7 +135,7 @@ def _settled(page: Any) -> None:
 def _own_ratings(served: Served, name: str) -> Any:
     store = ReviewStore(served.db)
     try:
-        return store.ratings_frame("qa", store.authenticate(name, f"{name}-own-password").id)
+        return store.reports.ratings_frame("qa", store.accounts.authenticate(name, f"{name}-own-password").id)
     finally:
         store.close()
 
@@ -195,7 +195,7 @@ def test_labeler_compares_two_answers_and_the_admin_sees_agreement(served: Serve
 
     # cy rated both answers of the first item (through the store), so agreement has two answers to go on.
     store = ReviewStore(served.db)
-    cy = store.authenticate("cy", served.passwords["cy"]).id
+    cy = store.accounts.authenticate("cy", served.passwords["cy"]).id
     for value in (7, 5):
         task = store.next_rating_task(cy, "qa")
         store.submit_rating(cy, task.answer_id, value, None, 3.0)
@@ -224,11 +224,11 @@ def test_labeler_compares_two_answers_and_the_admin_sees_agreement(served: Serve
     by_text = dict(zip(rows.response, rows.rating, strict=True))
     assert by_text[shown_a] == 9  # the answer shown on the left got the left rating
     store = ReviewStore(served.db)
-    with Session(store.engine) as s:
+    with Session(store.db.engine) as s:
         comparison = s.scalars(select(Comparison)).one()
     left_text = next(r.response for r in rows.itertuples() if r.answer_id == comparison.left_answer_id)
     assert left_text == shown_a and comparison.preferred == "left"
-    alpha = krippendorff_alpha(store.ratings_frame("qa"))  # cy's, ben's (and ann's) ratings
+    alpha = krippendorff_alpha(store.reports.ratings_frame("qa"))  # cy's, ben's (and ann's) ratings
     store.close()
     assert not math.isnan(alpha)
 

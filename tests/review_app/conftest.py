@@ -20,8 +20,8 @@ def review(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Review:
     store = ReviewStore(url, password_rounds=4)  # cheap hashes for the fixture's users; the app uses the default
     store.create_project(PROJECT, overlap=2)
     store.import_items(PROJECT, ITEMS)
-    passwords = {name: store.add_labeler(name) for name in ("ann", "ben")}
-    passwords["root"] = store.add_labeler("root", role="admin")
+    passwords = {name: store.accounts.add_labeler(name) for name in ("ann", "ben")}
+    passwords["root"] = store.accounts.add_labeler("root", role="admin")
     return Review(url, store, passwords)
 
 

@@ -30,7 +30,7 @@ class Review:
 
     def labeler_id(self, name: str) -> int:
         """The id of a user, through the same login the app uses."""
-        return self.store.authenticate(name, self.passwords[name]).id
+        return self.store.accounts.authenticate(name, self.passwords[name]).id
 
 
 def login(at: AppTest, name: str, password: str) -> AppTest:

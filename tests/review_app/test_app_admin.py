@@ -34,7 +34,7 @@ def _rate_all(review: Review, name: str, values: list[int]) -> None:
 def rated(review: Review) -> Review:
     _rate_all(review, "ann", ANN)
     _rate_all(review, "ben", BEN)
-    first = review.store.ratings_frame(PROJECT).answer_id.min()
+    first = review.store.reports.ratings_frame(PROJECT).answer_id.min()
     review.store.flag(review.labeler_id("ann"), int(first) + 1, "<i>unsafe</i> answer")
     return review
 

@@ -11,12 +11,12 @@ from review_app.state import store
 
 def test_the_app_store_is_not_the_operators(review: Review, app) -> None:
     app("ann")
-    assert store().operator is False  # the app's admin reads need the acting admin (see curate/review/store.py)
+    assert store().rights.operator is False  # the app's admin reads need the acting admin (see curate/review/store.py)
 
 
 def test_admin_deactivated_while_logged_in_gets_no_figures(review: Review, app) -> None:
     at = app("root")
-    review.store.deactivate_labeler("root")  # the operator, from the CLI
+    review.store.accounts.deactivate_labeler("root")  # the operator, from the CLI
     at.switch_page("views/admin.py").run()
     assert not at.exception
     assert [e.value for e in at.error] == ["labeler 'root' is deactivated"]
@@ -27,7 +27,7 @@ def test_admin_deactivated_on_the_admin_page_loses_even_the_cached_figures(revie
     at = app("root")
     at.switch_page("views/admin.py").run()
     assert at.metric  # the figures are read and cached for 30 s
-    review.store.deactivate_labeler("root")
+    review.store.accounts.deactivate_labeler("root")
     at.run()
     assert [e.value for e in at.error] == ["labeler 'root' is deactivated"]
     assert not at.metric and not at.dataframe
@@ -37,16 +37,16 @@ def test_admin_reads_refuse_an_admin_deactivated_past_the_page_check(review: Rev
     """The store itself refuses, even when a page has already passed the app's own check."""
     app("root")
     root = review.labeler_id("root")
-    review.store.deactivate_labeler("root")
+    review.store.accounts.deactivate_labeler("root")
     with pytest.raises(AuthError, match="only an active admin may see the flagged items; 'root' is deactivated"):
-        store().flagged("qa", actor=root)
+        store().reports.flagged("qa", actor=root)
 
 
 def test_admin_deactivated_on_the_admin_page_cannot_export(review: Review, app, tmp_path) -> None:
     at = app("root")
     at.switch_page("views/admin.py").run()
     assert not at.error
-    review.store.deactivate_labeler("root")
+    review.store.accounts.deactivate_labeler("root")
     at.text_input(key="export_root").input(str(tmp_path / "exports"))
     button(at, "Export SFT set").click()
     at.run()

@@ -31,13 +31,13 @@ def test_both_ratings_and_the_shown_order_are_stored(review: Review, app) -> Non
     at.run()
     assert not at.exception and not at.error
 
-    ratings = review.store.ratings_frame(PROJECT, review.labeler_id("ann"))
+    ratings = review.store.reports.ratings_frame(PROJECT, review.labeler_id("ann"))
     assert dict(zip(ratings.answer_id, ratings.rating, strict=True)) == {
         task.left_answer_id: 3,
         task.right_answer_id: 8,
     }
     assert set(ratings["mode"]) == {"compare"} and ratings.comparison_id.nunique() == 1
-    with Session(review.store.engine) as s:
+    with Session(review.store.db.engine) as s:
         comparison = s.scalars(select(Comparison)).one()
     assert (comparison.left_answer_id, comparison.right_answer_id) == (task.left_answer_id, task.right_answer_id)
     assert comparison.swapped == task.swapped
@@ -55,7 +55,7 @@ def test_one_rating_missing_is_refused(review: Review, app) -> None:
     button(at, "Submit both ratings").click()
     at.run()
     assert [e.value for e in at.error] == ["Rate both answers (1-10) before submitting."]
-    assert review.store.ratings_frame(PROJECT).empty
+    assert review.store.reports.ratings_frame(PROJECT).empty
 
 
 def test_switching_modes_never_offers_an_answer_already_rated(review: Review, app) -> None:
@@ -70,7 +70,7 @@ def test_switching_modes_never_offers_an_answer_already_rated(review: Review, ap
     button(at, "Submit both ratings").click()
     at.run()
     at.switch_page("views/rate.py").run()
-    rated = set(review.store.ratings_frame(PROJECT, review.labeler_id("ann")).answer_id)
+    rated = set(review.store.reports.ratings_frame(PROJECT, review.labeler_id("ann")).answer_id)
     assert at.session_state["rate_task"].answer_id not in rated
 
 
@@ -80,7 +80,7 @@ def test_a_compare_project_opens_on_the_compare_page(tmp_path, monkeypatch) -> N
     store = ReviewStore(url, password_rounds=4)
     store.create_project("side-by-side", overlap=1, mode="compare")
     store.import_items("side-by-side", [{"prompt": "Best pet?", "answers": ["A cat.", "A rock."]}])
-    password = store.add_labeler("ann")
+    password = store.accounts.add_labeler("ann")
     at = login(AppTest.from_file(str(APP), default_timeout=30).run(), "ann", password)
     choose_password(at, "ann-own-password")
     assert [t.value for t in at.title] == ["Compare"]

@@ -28,7 +28,7 @@ def test_good_password_then_own_password_opens_rate_page(review: Review) -> None
     assert _page_titles(at) == ["Rate"]
     assert at.sidebar.text[0].value == "Logged in as ann (labeler)"
     # The new password works and the one-time password no longer does.
-    assert review.store.authenticate("ann", "ann-chose-this").name == "ann"
+    assert review.store.accounts.authenticate("ann", "ann-chose-this").name == "ann"
     fresh = login(AppTest.from_file(str(APP), default_timeout=30).run(), "ann", review.passwords["ann"])
     assert [e.value for e in fresh.error] == [BAD_LOGIN]
 
@@ -42,7 +42,7 @@ def test_wrong_password_and_unknown_name_show_a_clear_message(review: Review) ->
 
     login(at, "mallory'; DROP TABLE labelers; --", "x")
     assert [e.value for e in at.error] == [BAD_LOGIN]  # the same message: names cannot be probed
-    assert review.store.authenticate("ben", review.passwords["ben"]).name == "ben"  # table still there
+    assert review.store.accounts.authenticate("ben", review.passwords["ben"]).name == "ben"  # table still there
 
 
 def test_password_mismatch_is_rejected(review: Review) -> None:
@@ -66,13 +66,13 @@ def test_without_a_database_the_app_says_how_to_give_one(review: Review, monkeyp
 def test_labeler_deactivated_while_logged_in_can_no_longer_rate(review: Review, app) -> None:
     at = app("ben")
     task = at.session_state["rate_task"]
-    review.store.deactivate_labeler("ben")
+    review.store.accounts.deactivate_labeler("ben")
     at.number_input(key=f"rating-{task.answer_id}").set_value(4)
     button(at, "Submit").click()
     at.run()
     assert not at.exception
     assert [e.value for e in at.error] == ["labeler 'ben' is deactivated"]
-    assert review.store.ratings_frame(PROJECT).empty
+    assert review.store.reports.ratings_frame(PROJECT).empty
     # The next page load (the task is fetched anew) says the same instead of failing.
     at.session_state["rate_task"] = None
     at.run()

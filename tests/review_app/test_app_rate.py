@@ -19,7 +19,7 @@ def test_rating_is_stored_with_comment_and_seconds_and_the_next_answer_follows(r
     at.run()
 
     assert not at.exception and not at.error
-    rows = review.store.ratings_frame(PROJECT, review.labeler_id("ann"))
+    rows = review.store.reports.ratings_frame(PROJECT, review.labeler_id("ann"))
     assert len(rows) == 1
     row = rows.iloc[0]
     assert (row.answer_id, row.rating, row.comment, row["mode"]) == (first.answer_id, 9, "correct and short", "rate")
@@ -38,7 +38,7 @@ def test_submit_without_a_rating_is_refused(review: Review, app) -> None:
     at.run()
     assert [e.value for e in at.error] == ["Choose a rating from 1 to 10 before submitting."]
     assert at.session_state["rate_task"] == task
-    assert review.store.ratings_frame(PROJECT).empty
+    assert review.store.reports.ratings_frame(PROJECT).empty
 
 
 def test_skip_records_nothing_and_moves_on(review: Review, app) -> None:
@@ -48,7 +48,7 @@ def test_skip_records_nothing_and_moves_on(review: Review, app) -> None:
     at.run()
     assert at.session_state["rate_task"].answer_id != first.answer_id
     assert progress_text(at) == "Progress: 1 / 2 done · up to 4 more to come"
-    assert review.store.ratings_frame(PROJECT).empty
+    assert review.store.reports.ratings_frame(PROJECT).empty
     # A skipped answer does not come back to the same labeler.
     ben = review.labeler_id("ben")
     seen = {first.answer_id}
@@ -64,13 +64,13 @@ def test_flag_needs_a_reason_and_reaches_the_admin_verbatim(review: Review, app)
     button(at, "Flag").click()
     at.run()
     assert [e.value for e in at.error] == ["Say why you flag this item (a few words are enough)."]
-    assert review.store.flagged(PROJECT).empty
+    assert review.store.reports.flagged(PROJECT).empty
 
     reason = "<b>wrong</b> maths'; DROP TABLE flags; --"
     at.text_input(key=f"flag-reason-{first.answer_id}").input(reason)
     button(at, "Flag").click()
     at.run()
-    flagged = review.store.flagged(PROJECT)
+    flagged = review.store.reports.flagged(PROJECT)
     assert list(zip(flagged.answer_id, flagged.labeler, flagged.reason, strict=True)) == [
         (first.answer_id, "ann", reason)
     ]
@@ -85,14 +85,14 @@ def test_last_rating_can_be_changed_and_the_old_one_stays_in_history(review: Rev
     at.text_input(key=f"comment-{first.answer_id}").input("meh")
     button(at, "Submit").click()
     at.run()
-    rating_id = int(review.store.ratings_frame(PROJECT).rating_id.iloc[0])
+    rating_id = int(review.store.reports.ratings_frame(PROJECT).rating_id.iloc[0])
     at.number_input(key=f"edit-rating-{rating_id}").set_value(9)
     button(at, "Change rating").click()
     at.run()
     assert [s.value for s in at.success] == ["Changed your last rating from 2 to 9."]
-    current = review.store.ratings_frame(PROJECT)
+    current = review.store.reports.ratings_frame(PROJECT)
     assert list(zip(current.answer_id, current.rating, current.comment, strict=True)) == [(first.answer_id, 9, "meh")]
-    history = review.store.ratings_frame(PROJECT, history=True)
+    history = review.store.reports.ratings_frame(PROJECT, history=True)
     assert sorted(history.rating) == [2, 9] and history.superseded_at.notna().sum() == 1
     assert progress_text(at) == "Progress: 1 / 2 done · up to 4 more to come"  # an edit is not a new answer done
 

@@ -13,7 +13,7 @@ Arg = TypeVar("Arg")
 
 def labeler(store: ReviewStore, name: str, role: str = "labeler") -> int:
     """Add a labeler and log in with the one-time password; returns their id."""
-    return store.authenticate(name, store.add_labeler(name, role)).id
+    return store.accounts.authenticate(name, store.accounts.add_labeler(name, role)).id
 
 
 def run_at_once(work: Callable[[Arg], object], args: Sequence[Arg]) -> None:

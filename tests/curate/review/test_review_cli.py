@@ -40,10 +40,10 @@ def test_init_import_labeler_export(db: str, tmp_path: Path) -> None:
     assert code == 0
     password = out.strip().splitlines()[-1]
     store = ReviewStore(db)
-    ann = store.authenticate("ann", password)  # the printed password logs in
+    ann = store.accounts.authenticate("ann", password)  # the printed password logs in
     assert ann.role == "labeler"
     code, out = curate("labeler", "add", "boss", "--admin", db=db)
-    assert store.authenticate("boss", out.strip().splitlines()[-1]).role == "admin"
+    assert store.accounts.authenticate("boss", out.strip().splitlines()[-1]).role == "admin"
     # ann rates the first answer of every item she gets 9, the others 2
     while (task := store.next_rating_task(ann.id, "qa")) is not None:
         store.submit_rating(ann.id, task.answer_id, 9 if task.answer_index == 1 else 2, None, 1.0)
@@ -77,7 +77,7 @@ def test_import_names_file_row_and_field(db: str, tmp_path: Path, content: str, 
     bad.write_text(content)
     code, out = curate("import", str(bad), "--project", "qa", "-q", db=db)
     assert code == 1 and message in out and "Traceback" not in out
-    assert ReviewStore(db).progress(1, "qa") == (0, 0)  # nothing half-imported
+    assert ReviewStore(db).reports.progress(1, "qa") == (0, 0)  # nothing half-imported
 
 
 def test_csv_items_with_json_lists_import(db: str, tmp_path: Path) -> None:

@@ -22,11 +22,11 @@ def test_flags_are_listed_cleared_by_an_admin_and_kept_as_history(tmp_path: Path
     store = ReviewStore(db, password_rounds=4)
     assert store.project("qa").claim_hours == 6
     store.import_items("qa", [{"prompt": "2 + 2?", "answers": ["4", "5"]}])
-    ann = store.authenticate("ann", store.add_labeler("ann")).id
-    store.add_labeler("boss", role="admin")
+    ann = store.accounts.authenticate("ann", store.accounts.add_labeler("ann")).id
+    store.accounts.add_labeler("boss", role="admin")
     task = store.next_rating_task(ann, "qa")
     store.flag(ann, task.answer_id, "[bold]odd[/bold] answer")
-    flag_id = int(store.flagged("qa").flag_id.iloc[0])
+    flag_id = int(store.reports.flagged("qa").flag_id.iloc[0])
 
     code, out = curate("flags", "--project", "qa", db=db)
     assert code == 0 and "[bold]odd[/bold] answer" in out and "ann" in out  # rich markup shown literally
@@ -36,7 +36,7 @@ def test_flags_are_listed_cleared_by_an_admin_and_kept_as_history(tmp_path: Path
     assert code == 1 and "only an admin may clear a flag" in out and "Traceback" not in out
     code, out = curate("flags", "--project", "qa", "--clear", str(flag_id), "--by", "boss", db=db)
     assert code == 0 and f"Flag {flag_id} cleared by boss" in out
-    assert store.flagged("qa").empty
+    assert store.reports.flagged("qa").empty
     code, out = curate("flags", "--project", "qa", db=db)
     assert code == 0 and "No open flags." in out
     code, out = curate("flags", "--project", "qa", "--all", db=db)

@@ -15,7 +15,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from store_helpers import labeler, run_at_once
 
 from curate.errors import CurateError
+from curate.recipe import RatingsConfig, SplitConfig
+from curate.review.queries import project_row
 from curate.review.store import MIGRATIONS, AuthError, CompareTask, RatingTask, ReviewStore
+from curate.review_export import export_ratings
 
 ITEMS = [
     {"prompt": f"question {i}?", "answers": [f"answer {i}a", f"answer {i}b"], "models": ["m-a", "m-b"]}
@@ -60,11 +63,11 @@ def test_schema_is_migrated_to_head_and_reopening_keeps_data(db_url: str) -> Non
     store.close()
     again = open_store(db_url)
     assert again.projects() == ["p"]
-    engine = create_engine(again.url)
+    engine = create_engine(again.db.url)
     with engine.connect() as conn:
         assert conn.scalar(text("SELECT version_num FROM alembic_version")) == _head_revision()
         tables = set(inspect(conn).get_table_names())
-        if again.dialect == "sqlite":
+        if again.db.dialect == "sqlite":
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     engine.dispose()
     assert {
@@ -79,8 +82,8 @@ def test_schema_is_migrated_to_head_and_reopening_keeps_data(db_url: str) -> Non
         "flags",
         "login_throttle",
     } <= tables
-    with again._session() as s:  # the store's own connections have foreign keys on and a busy timeout
-        if again.dialect == "sqlite":
+    with again.db.session() as s:  # the store's own connections have foreign keys on and a busy timeout
+        if again.db.dialect == "sqlite":
             assert s.execute(text("PRAGMA foreign_keys")).scalar() == 1
             assert s.execute(text("PRAGMA busy_timeout")).scalar() == 30000
     again.close()
@@ -94,7 +97,7 @@ def test_migrations_match_the_models(db_url: str) -> None:
     from curate.review.models import Base
 
     store = open_store(db_url)
-    with store.engine.connect() as conn:
+    with store.db.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     store.close()
 
@@ -126,34 +129,36 @@ def test_import_rejects_bad_rows(store: ReviewStore, row: dict, message: str) ->
 
 def test_labelers_passwords_and_hostile_names(store: ReviewStore) -> None:
     hostile = "Robert'); DROP TABLE labelers;--"
-    password = store.add_labeler(hostile)
-    assert store.authenticate(hostile, password).name == hostile
-    assert [lab.name for lab in store.labelers()] == [hostile]  # the table is still there, name stored verbatim
-    stored = store.labelers()[0].password_hash
+    password = store.accounts.add_labeler(hostile)
+    assert store.accounts.authenticate(hostile, password).name == hostile
+    assert [lab.name for lab in store.accounts.labelers()] == [
+        hostile
+    ]  # the table is still there, name stored verbatim
+    stored = store.accounts.labelers()[0].password_hash
     assert stored.startswith("$2b$04$") and password not in stored  # bcrypt, never the password
     # A wrong password and an unknown name fail alike, so names cannot be probed through login.
     with pytest.raises(AuthError) as wrong:
-        store.authenticate(hostile, password + "x")
+        store.accounts.authenticate(hostile, password + "x")
     with pytest.raises(AuthError) as unknown:
-        store.authenticate("ghost", password)
+        store.accounts.authenticate("ghost", password)
     assert (
         str(wrong.value)
         == str(unknown.value)
         == "unknown labeler or wrong password (an admin can add you or reset your password)"
     )
     with pytest.raises(CurateError, match="already exists"):
-        store.add_labeler(hostile)
+        store.accounts.add_labeler(hostile)
     for bad in ("", " padded", "tab\there", "x" * 101):
         with pytest.raises(CurateError, match="labeler name must be"):
-            store.add_labeler(bad)
+            store.accounts.add_labeler(bad)
     with pytest.raises(CurateError, match="role must be one of"):
-        store.add_labeler("eve", role="root")
-    new = store.reset_password(hostile)
+        store.accounts.add_labeler("eve", role="root")
+    new = store.accounts.reset_password(hostile)
     with pytest.raises(AuthError):
-        store.authenticate(hostile, password)
-    assert store.authenticate(hostile, new).password_temporary
-    store.set_password(store.authenticate(hostile, new).id, "a chosen passphrase")
-    assert not store.authenticate(hostile, "a chosen passphrase").password_temporary
+        store.accounts.authenticate(hostile, password)
+    assert store.accounts.authenticate(hostile, new).password_temporary
+    store.accounts.set_password(store.accounts.authenticate(hostile, new).id, "a chosen passphrase")
+    assert not store.accounts.authenticate(hostile, "a chosen passphrase").password_temporary
 
 
 def test_each_item_goes_to_overlap_labelers_never_twice(store: ReviewStore) -> None:
@@ -161,14 +166,14 @@ def test_each_item_goes_to_overlap_labelers_never_twice(store: ReviewStore) -> N
     rated = {lid: rate_all(store, lid) for lid in ids}
     for answers in rated.values():
         assert len(answers) == len(set(answers))  # no labeler rates an answer twice
-    ratings = store.ratings_frame("qa")
+    ratings = store.reports.ratings_frame("qa")
     per_item = ratings.groupby("item_id")["labeler"].nunique()
     assert (per_item == 2).all() and len(per_item) == len(ITEMS)  # overlap 2, every item covered
     assert len(ratings) == len(ITEMS) * 2 * 2
     assert sum(len(a) for a in rated.values()) == len(ratings)
     assert store.next_rating_task(ids[0], "qa") is None
-    progress = store.progress_all("qa")
-    assert progress == {lid: store.progress(lid, "qa") for lid in ids}
+    progress = store.reports.progress_all("qa")
+    assert progress == {lid: store.reports.progress(lid, "qa") for lid in ids}
     assert all(done == assigned == len(rated[lid]) for lid, (done, assigned) in progress.items())
 
 
@@ -186,25 +191,25 @@ def test_tasks_are_blind(store: ReviewStore) -> None:
         "shown_position",
     }
     store.submit_rating(ann, task.answer_id, 9, "mine", 2.0)
-    assert store.ratings_frame("qa", labeler_id=ben).empty
-    assert list(store.ratings_frame("qa", labeler_id=ann).rating) == [9]
-    assert len(store.ratings_frame("qa")) == 1  # the admin view sees everyone
+    assert store.reports.ratings_frame("qa", labeler_id=ben).empty
+    assert list(store.reports.ratings_frame("qa", labeler_id=ann).rating) == [9]
+    assert len(store.reports.ratings_frame("qa")) == 1  # the admin view sees everyone
 
 
 def test_deactivated_labeler_is_locked_out_and_frees_untouched_items(store: ReviewStore) -> None:
-    password = store.add_labeler("ann")
-    ann = store.authenticate("ann", password).id
+    password = store.accounts.add_labeler("ann")
+    ann = store.accounts.authenticate("ann", password).id
     first = store.next_rating_task(ann, "qa")
     store.submit_rating(ann, first.answer_id, 6, None, 1.0)  # item 1 touched
-    with store._session(write=True) as s:  # claim item 2 without touching it
-        store._claim(s, ann, store._project(s, "qa"))
-    assert store.deactivate_labeler("ann") == 1
+    with store.db.session(write=True) as s:  # claim item 2 without touching it
+        store._claim(s, ann, project_row(s, "qa"))
+    assert store.accounts.deactivate_labeler("ann") == 1
     with pytest.raises(AuthError, match="deactivated"):
-        store.authenticate("ann", password)
+        store.accounts.authenticate("ann", password)
     with pytest.raises(CurateError, match="deactivated"):
         store.next_rating_task(ann, "qa")
-    assert len(store.ratings_frame("qa")) == 1  # her rating stays
-    with store._session() as s:
+    assert len(store.reports.ratings_frame("qa")) == 1  # her rating stays
+    with store.db.session() as s:
         claims = dict(s.execute(text("SELECT id, claims FROM items ORDER BY id")).tuples().all())
     assert claims[first.item_id] == 1 and sum(claims.values()) == 1
 
@@ -214,9 +219,9 @@ def test_editing_a_rating_keeps_its_history(store: ReviewStore) -> None:
     task = store.next_rating_task(ann, "qa")
     first = store.submit_rating(ann, task.answer_id, 4, "first look", 3.0)
     second = store.submit_rating(ann, task.answer_id, 7, "changed my mind", 1.0)
-    current = store.ratings_frame("qa")
+    current = store.reports.ratings_frame("qa")
     assert list(current.rating_id) == [second] and list(current.rating) == [7]
-    history = store.ratings_frame("qa", history=True).set_index("rating_id")
+    history = store.reports.ratings_frame("qa", history=True).set_index("rating_id")
     assert history.loc[first, "superseded_by_id"] == second and history.loc[first, "rating"] == 4
     assert pd.notna(history.loc[first, "superseded_at"]) and pd.isna(history.loc[second, "superseded_at"])
 
@@ -227,13 +232,13 @@ def test_bad_ratings_are_rejected_and_nothing_stored(store: ReviewStore, bad: ob
     task = store.next_rating_task(ann, "qa")
     with pytest.raises(CurateError, match="a rating must be"):
         store.submit_rating(ann, task.answer_id, bad, None, 1.0)  # type: ignore[arg-type]
-    assert store.ratings_frame("qa").empty
+    assert store.reports.ratings_frame("qa").empty
 
 
 def test_database_check_constraint_backs_the_1_to_10_rule(store: ReviewStore) -> None:
     ann = labeler(store, "ann")
     task = store.next_rating_task(ann, "qa")
-    with pytest.raises(IntegrityError), store._session(write=True) as s:
+    with pytest.raises(IntegrityError), store.db.session(write=True) as s:
         s.execute(
             text(
                 "INSERT INTO ratings (labeler_id, answer_id, value, seconds_spent, mode, created_at) "
@@ -248,7 +253,7 @@ def test_comments_and_other_bad_input(store: ReviewStore) -> None:
     task = store.next_rating_task(ann, "qa")
     script = "<script>alert('x')</script> '; DROP TABLE ratings; --"
     store.submit_rating(ann, task.answer_id, 3, script, 2.0)
-    assert store.ratings_frame("qa").comment.tolist() == [script]  # stored verbatim, harmless as data
+    assert store.reports.ratings_frame("qa").comment.tolist() == [script]  # stored verbatim, harmless as data
     with pytest.raises(CurateError, match="seconds spent must be a finite number >= 0"):
         store.submit_rating(ann, task.answer_id, 3, None, -1)
     with pytest.raises(CurateError, match="not assigned to this labeler"):
@@ -270,19 +275,19 @@ def test_skip_and_flag_leave_the_queue_and_flags_leave_exports(store: ReviewStor
     with pytest.raises(CurateError, match="a flag needs a reason"):
         store.flag(ann, second.answer_id, "  ")
     store.flag(ann, second.answer_id, "<b>offensive</b>")
-    assert store.progress(ann, "qa") == (2, 2)  # both answers of the one item she holds are done
-    assert store.claimable(ann, "qa") == 8  # 4 unclaimed items x 2 answers she may still get
-    assert store.progress_all("qa") == {ann: (2, 2), ben: (0, 0)}
-    assert store.claimable(ben, "qa") == 10  # ben may still get all 5 items
-    flagged = store.flagged("qa")
+    assert store.reports.progress(ann, "qa") == (2, 2)  # both answers of the one item she holds are done
+    assert store.reports.claimable(ann, "qa") == 8  # 4 unclaimed items x 2 answers she may still get
+    assert store.reports.progress_all("qa") == {ann: (2, 2), ben: (0, 0)}
+    assert store.reports.claimable(ben, "qa") == 10  # ben may still get all 5 items
+    flagged = store.reports.flagged("qa")
     assert flagged[["answer_id", "labeler", "reason"]].values.tolist() == [
         [second.answer_id, "ann", "<b>offensive</b>"]
     ]
     rate_all(store, ann, 9)
     rate_all(store, ben, 3)
-    store.export("qa", tmp_path / "reward", "reward", test_size=0.0)
+    export_ratings(store, "qa", tmp_path / "reward", "reward", split=SplitConfig(test_size=0.0))
     rows = pd.read_parquet(tmp_path / "reward/data/train-00000-of-00001.parquet")
-    assert flagged.response[0] in set(store.ratings_frame("qa").response)  # rated by ben, yet...
+    assert flagged.response[0] in set(store.reports.ratings_frame("qa").response)  # rated by ben, yet...
     assert flagged.response[0] not in set(rows.response) and len(rows) == 9  # ...left out of the export
 
 
@@ -293,10 +298,10 @@ def test_compare_tasks_random_order_recorded(store: ReviewStore) -> None:
         assert isinstance(task, CompareTask) and task.left_answer_id != task.right_answer_id
         seen_swapped.add(task.swapped)
         store.submit_comparison(ann, task, 8, 3, 6.0)
-    ratings = store.ratings_frame("qa")
+    ratings = store.reports.ratings_frame("qa")
     assert len(ratings) == len(ITEMS) * 2 and set(ratings["mode"]) == {"compare"}
     assert ratings.seconds.sum() == pytest.approx(6.0 * len(ITEMS))
-    with store._session() as s:
+    with store.db.session() as s:
         rows = s.execute(text("SELECT left_answer_id, right_answer_id, swapped, preferred FROM comparisons")).all()
     assert {r.preferred for r in rows} == {"left"}
     left_ratings = ratings.set_index("answer_id").rating
@@ -313,19 +318,20 @@ def test_labeler_stats_progress_and_export(store: ReviewStore, tmp_path: Path) -
     rate_all(store, ann, 8)
     while (task := store.next_rating_task(ben, "qa")) is not None:  # ben: 'a' answers good, 'b' answers bad
         store.submit_rating(ben, task.answer_id, 9 if task.answer.endswith("a") else 2, None, 3.0)
-    stats = store.labeler_stats("qa").set_index("labeler")
+    stats = store.reports.labeler_stats("qa").set_index("labeler")
     assert list(stats.index) == ["ann", "ben"]  # the idle admin is not listed
     assert stats.loc["ann", "done"] == stats.loc["ann", "assigned"] == 10
     assert stats.loc["ann", "seconds_per_rating"] == 1.5 and stats.loc["ben", "ratings_per_hour"] == 1200
     assert stats.loc["ann", "bias"] == pytest.approx(8 - 5.5) and stats.loc["ben", "bias"] == pytest.approx(-2.5)
-    out = store.export("qa", tmp_path / "pairs", "preference", min_gap=1, margin_scale=2.0, test_size=0.2)
+    rules = RatingsConfig(min_gap=1, margin_scale=2.0)
+    out = export_ratings(store, "qa", tmp_path / "pairs", "preference", ratings=rules, split=SplitConfig()).out
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["kind"] == "preference" and manifest["derive"]["rules"]["min_gap"] == 1
     pairs = pd.concat(pd.read_parquet(p) for p in (out / "data").glob("*.parquet"))
     assert len(pairs) == len(ITEMS) and (pairs.margin == 7.0).all()  # (8.5 - 5) x 2
     assert pairs.chosen.str.endswith("a").all()
     with pytest.raises(CurateError, match="unknown export kind"):
-        store.export("qa", tmp_path / "x", "dpo")
+        export_ratings(store, "qa", tmp_path / "x", "dpo")
 
 
 def test_database_is_locked_propagates(tmp_path: Path) -> None:
@@ -344,7 +350,7 @@ def test_database_is_locked_propagates(tmp_path: Path) -> None:
         blocker.execute("ROLLBACK")
         blocker.close()
     store.submit_rating(ann, task.answer_id, 5, None, 1.0)
-    assert len(store.ratings_frame("qa")) == 1
+    assert len(store.reports.ratings_frame("qa")) == 1
 
 
 def run_concurrently(url: str, n_labelers: int, per_labeler: int, tmp_path: Path) -> None:
@@ -364,13 +370,13 @@ def run_concurrently(url: str, n_labelers: int, per_labeler: int, tmp_path: Path
             submitted[lid].append(store.submit_rating(lid, task.answer_id, 1 + (lid + n) % 10, None, 0.5))
 
     run_at_once(work, ids)
-    ratings = store.ratings_frame("load", history=True)
+    ratings = store.reports.ratings_frame("load", history=True)
     assert len(ratings) == n_labelers * per_labeler  # nothing lost
     assert sorted(ratings.rating_id) == sorted(r for rs in submitted.values() for r in rs)
     assert not ratings.duplicated(["labeler_id", "answer_id"]).any()  # nothing duplicated
     assert ratings.superseded_at.isna().all()
     assert Counter(ratings.labeler_id) == {lid: per_labeler for lid in ids}
-    with store._session() as s:
+    with store.db.session() as s:
         claims = s.execute(text("SELECT item_id, COUNT(*) AS n FROM assignments GROUP BY item_id")).all()
         counters = dict(s.execute(text("SELECT id, claims FROM items")).tuples().all())
     assert max(n for _, n in claims) <= 3 and all(counters[item] == n for item, n in claims)
@@ -394,8 +400,8 @@ def test_compare_mode_counts_only_items_it_can_hand_out(db_url: str) -> None:
     store.create_project("mixed", overlap=1)
     store.import_items("mixed", [{"prompt": "one?", "answers": ["a"]}, {"prompt": "two?", "answers": ["b", "c"]}])
     ann = labeler(store, "ann")
-    assert store.claimable(ann, "mixed") == 3  # Rate mode may hand out all three answers
-    assert store.claimable(ann, "mixed", min_answers=2) == 2  # Compare never shows a single-answer item
+    assert store.reports.claimable(ann, "mixed") == 3  # Rate mode may hand out all three answers
+    assert store.reports.claimable(ann, "mixed", min_answers=2) == 2  # Compare never shows a single-answer item
     task = store.next_compare_task(ann, "mixed")
-    assert task is not None and store.claimable(ann, "mixed", min_answers=2) == 0
+    assert task is not None and store.reports.claimable(ann, "mixed", min_answers=2) == 0
     store.close()

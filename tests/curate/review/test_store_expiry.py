@@ -27,13 +27,13 @@ def open_store(url: str, hours_later: float = 0.0) -> ReviewStore:
 
 def claims(store: ReviewStore) -> list[tuple[int, int, bool]]:
     """(item, labeler, released) for every assignment row."""
-    with store._session() as s:
+    with store.db.session() as s:
         rows = s.execute(text("SELECT item_id, labeler_id, released_at FROM assignments ORDER BY id")).all()
     return [(item, who, released is not None) for item, who, released in rows]
 
 
 def item_claims(store: ReviewStore) -> list[int]:
-    with store._session() as s:
+    with store.db.session() as s:
         return list(s.scalars(text("SELECT claims FROM items ORDER BY id")))
 
 
@@ -44,14 +44,14 @@ def test_an_expired_claim_frees_the_slot_and_the_first_labeler_keeps_their_late_
     ann, ben = labeler(store, "ann"), labeler(store, "ben")
     first = store.next_rating_task(ann, "qa")
     store.submit_rating(ann, first.answer_id, 7, None, 1.0)  # one of two answers done, then ann walks away
-    assert store.next_rating_task(ben, "qa") is None and store.claimable(ben, "qa") == 0  # overlap 1: taken
+    assert store.next_rating_task(ben, "qa") is None and store.reports.claimable(ben, "qa") == 0  # overlap 1: taken
 
     soon = open_store(db_url, hours_later=1.9)  # not yet expired: the slot stays ann's
-    assert soon.next_rating_task(ben, "qa") is None and soon.claimable(ben, "qa") == 0
+    assert soon.next_rating_task(ben, "qa") is None and soon.reports.claimable(ben, "qa") == 0
     assert claims(soon) == [(first.item_id, ann, False)]
 
     later = open_store(db_url, hours_later=2.1)
-    assert later.claimable(ben, "qa") == 2  # the expired claim counts as a free slot before anyone claims
+    assert later.reports.claimable(ben, "qa") == 2  # the expired claim counts as a free slot before anyone claims
     ben_task = later.next_rating_task(ben, "qa")
     assert ben_task is not None and ben_task.item_id == first.item_id
     assert claims(later) == [(first.item_id, ann, True), (first.item_id, ben, False)]  # ann's row stays
@@ -62,9 +62,9 @@ def test_an_expired_claim_frees_the_slot_and_the_first_labeler_keeps_their_late_
     assert back is not None and back.item_id == first.item_id and back.answer_id != first.answer_id
     later.submit_rating(ann, back.answer_id, 4, "late but counted", 1.0)
     later.submit_rating(ben, ben_task.answer_id, 6, None, 1.0)
-    ratings = later.ratings_frame("qa")
+    ratings = later.reports.ratings_frame("qa")
     assert sorted(zip(ratings.labeler, ratings.rating, strict=True)) == [("ann", 4), ("ann", 7), ("ben", 6)]
-    assert later.progress(ann, "qa") == (2, 2) and later.progress(ben, "qa") == (1, 2)
+    assert later.reports.progress(ann, "qa") == (2, 2) and later.reports.progress(ben, "qa") == (1, 2)
     for handle in (store, soon, later):
         handle.close()
 
@@ -80,7 +80,7 @@ def test_a_finished_claim_never_expires(db_url: str) -> None:
         else:
             store.submit_rating(ann, task.answer_id, 5, None, 1.0)
     much_later = open_store(db_url, hours_later=1000)
-    assert much_later.next_rating_task(ben, "qa") is None and much_later.claimable(ben, "qa") == 0
+    assert much_later.next_rating_task(ben, "qa") is None and much_later.reports.claimable(ben, "qa") == 0
     assert claims(much_later) == [(1, ann, False)] and item_claims(much_later) == [1]
     store.close()
     much_later.close()

@@ -18,7 +18,7 @@ def test_simultaneous_imports_of_one_file_add_each_item_once(db_url: str) -> Non
     added: list[int] = []
     run_at_once(lambda store: added.append(store.import_items("qa", ITEMS)), stores)
     assert sorted(added) == [0, 0, 0, 80]  # one import added everything, the others found it there
-    with setup._session() as s:
+    with setup.db.session() as s:
         assert s.scalar(select(func.count(Item.id))) == 40
         assert s.scalar(select(func.count(Answer.id))) == 80
     for store in [setup, *stores]:

@@ -41,15 +41,15 @@ def test_upgrading_a_database_with_data_keeps_every_row(db_url: str) -> None:
         assert counts == {"items": 1, "answers": 2, "ratings": 1, "flags": 1}
         assert conn.scalar(text("SELECT claim_hours FROM projects")) == 24
         assert conn.scalar(text("SELECT expires_at FROM assignments")) is not None  # old claims expire too
-    assert list(store.flagged("qa").reason) == ["odd"] and list(store.ratings_frame("qa").rating) == [7]
+    assert list(store.reports.flagged("qa").reason) == ["odd"] and list(store.reports.ratings_frame("qa").rating) == [7]
     # ann's claim from January is unfinished (answer b open): ben gets the slot, ann keeps her item.
     with engine.connect() as conn:
         ann, ben, item = (conn.scalar(text(f"SELECT {q}")) for q in (ANN, BEN, ITEM))
     ben_task = store.next_rating_task(ben, "qa")
     assert ben_task is not None and ben_task.item_id == item
     assert store.next_rating_task(ann, "qa").answer == "b"
-    with store._session() as s:  # foreign keys are back on for the store's connections
-        if store.dialect == "sqlite":
+    with store.db.session() as s:  # foreign keys are back on for the store's connections
+        if store.db.dialect == "sqlite":
             assert s.execute(text("PRAGMA foreign_keys")).scalar() == 1
     store.close()
     engine.dispose()

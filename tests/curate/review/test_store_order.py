@@ -31,20 +31,20 @@ def seen_order(store: ReviewStore, labeler_id: int) -> list[str]:
 
 
 def test_each_labeler_sees_their_own_stable_order_and_it_is_recorded(store: ReviewStore, db_url: str) -> None:
-    ids = [store.authenticate(n, store.add_labeler(n)).id for n in (f"labeler-{i}" for i in range(8))]
+    ids = [store.accounts.authenticate(n, store.accounts.add_labeler(n)).id for n in (f"labeler-{i}" for i in range(8))]
     orders = {lid: seen_order(store, lid) for lid in ids}
     assert all(sorted(order) == sorted(ANSWERS) for order in orders.values())
     assert len({tuple(order) for order in orders.values()}) > 1  # labelers see different orders
     assert len({order[0] for order in orders.values()}) > 1  # so the imported first answer is not always first
     answer_ids = dict(zip(ANSWERS, range(1, len(ANSWERS) + 1), strict=True))
-    ratings = store.ratings_frame("qa")
+    ratings = store.reports.ratings_frame("qa")
     for lid, order in orders.items():
         # Stable: the order is a function of (labeler, answers), the same for any store handle or server.
         assert [answer_ids[a] for a in order] == shown_order(lid, answer_ids.values())
         mine = ratings[ratings.labeler_id == lid].set_index("response")
         assert [mine.loc[a, "shown_position"] for a in order] == [1, 2, 3, 4]  # where each answer was shown
     again = ReviewStore(db_url, password_rounds=4)
-    late = again.authenticate("late", again.add_labeler("late")).id
+    late = again.accounts.authenticate("late", again.accounts.add_labeler("late")).id
     task = again.next_rating_task(late, "qa")
     assert task.answer_id == shown_order(late, answer_ids.values())[0]
     again.close()
@@ -57,9 +57,9 @@ def test_an_answer_imported_later_does_not_reshuffle_the_others() -> None:
 
 
 def test_compare_ratings_record_the_side_they_were_shown_on(store: ReviewStore) -> None:
-    ann = store.authenticate("ann", store.add_labeler("ann")).id
+    ann = store.accounts.authenticate("ann", store.accounts.add_labeler("ann")).id
     task = store.next_compare_task(ann, "qa")
     store.submit_comparison(ann, task, 9, 2, 4.0)
-    ratings = store.ratings_frame("qa").set_index("answer_id")
+    ratings = store.reports.ratings_frame("qa").set_index("answer_id")
     assert ratings.loc[task.left_answer_id, "shown_position"] == 1  # A, left
     assert ratings.loc[task.right_answer_id, "shown_position"] == 2  # B, right

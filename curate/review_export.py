@@ -1,0 +1,66 @@
+"""Ratings from the review store as a dataset export: `curate review export` and the Admin page call this.
+
+The store only reads the rated rows (`Reports.rated_rows`, admins only); a `curate build`
+of kind `rated` then derives the dataset with the recipe's own typed sections
+(`RatingsConfig`, `SplitConfig`), so the rules are validated once, where recipes define them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, get_args
+
+from curate.errors import CurateError
+from curate.io.ingest import Ingested
+from curate.pipeline import BuildResult, build
+from curate.recipe import BuildRecipe, RatingsConfig, SplitConfig, recipe_from_dict
+from curate.review.ratings import DeriveKind
+from curate.review.store import ReviewStore
+from curate.schema import Kind, validate_row
+
+EXPORT_KINDS: tuple[str, ...] = (*get_args(DeriveKind), "rated")
+
+
+def export_rules(ratings: dict[str, Any], split: dict[str, Any]) -> tuple[RatingsConfig, SplitConfig]:
+    """The ratings and split sections from option values (None: the default), checked as a recipe's are."""
+    recipe = recipe_from_dict(
+        {
+            "ratings": {key: value for key, value in ratings.items() if value is not None},
+            "split": {key: value for key, value in split.items() if value is not None},
+        },
+        "export options",
+    )
+    return recipe.ratings, recipe.split
+
+
+def export_ratings(
+    store: ReviewStore,
+    project: str,
+    out: Path,
+    kind: str,
+    *,
+    ratings: RatingsConfig | None = None,
+    split: SplitConfig | None = None,
+    actor: int | None = None,
+    quiet: bool = True,
+) -> BuildResult:
+    """Write a project's current ratings as an export directory (like `curate build`) of `kind`
+    sft | preference | reward | rated; flagged answers are left out, and the split is grouped by prompt,
+    so no prompt straddles train and test. `actor`: the admin asking (the review app must say)."""
+    if kind not in EXPORT_KINDS:
+        raise CurateError(f"unknown export kind {kind!r}: use one of {', '.join(EXPORT_KINDS)}")
+    source = f"{store.db.display_url}#{project}"
+    rows = store.reports.rated_rows(project, actor=actor)
+    records = [validate_row(Kind.rated, dict(row), source, i) for i, row in enumerate(rows, 1)]
+    if not records:
+        raise CurateError(f"project {project!r} has no ratings yet: nothing to export")
+    recipe = BuildRecipe(
+        name=Path(out).name,
+        inputs=[source],
+        out=str(out),
+        kind=Kind.rated,
+        derive=None if kind == "rated" else kind,  # type: ignore[arg-type]  # checked against EXPORT_KINDS above
+        ratings=ratings or RatingsConfig(),
+        split=(split or SplitConfig()).model_copy(update={"group_by": "prompt"}),
+    )
+    return build(recipe, quiet=quiet, ingested=Ingested(Kind.rated, records, [], len(records)))
