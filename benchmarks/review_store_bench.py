@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="review-bench-")
     url = args.db or f"sqlite:///{tmp}/bench.db"
-    store = ReviewStore(url, password_rounds=4)
+    store = ReviewStore(url, password_rounds=4, migrate=True)
     project = f"bench-{int(time.time())}"
     store.create_project(project, overlap=3)
     n_items = (args.labelers * args.ratings + args.solo) // 3 + 10

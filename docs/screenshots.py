@@ -38,7 +38,7 @@ PASSWORD = "sample-password"
 def seed(url: str) -> None:
     """Project `qa` (overlap 3) with data/qa/items.jsonl, four labelers part-way through, a flag, an admin."""
     rng = random.Random(7)
-    store = ReviewStore(url, password_rounds=4)
+    store = ReviewStore(url, password_rounds=4, migrate=True)  # a fresh database: create the schema
     store.create_project("qa", overlap=3)
     items = [json.loads(line) for line in (REPO / "data/qa/items.jsonl").read_text().splitlines()]
     store.import_items("qa", items)

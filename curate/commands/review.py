@@ -45,7 +45,7 @@ ProjectName = Annotated[str, typer.Option("--project", "-p", help="Project name.
 
 
 def open_store(db: str | None) -> ReviewStore:
-    """The store at --db (or the default), created and migrated to the latest schema if needed.
+    """The store at --db (or the default), which must be a review database at this version's schema revision.
 
     The operator's store: whoever runs `curate review` holds the database URL (and could read every
     row with sqlite3/psql), and must set it up before any admin exists; so no acting admin is asked for.
@@ -76,7 +76,7 @@ def read_items(path: str, quiet: bool = False) -> list[dict]:
 @review_app.command("init")
 @user_errors
 def init_command(
-    project: ProjectName,
+    project: Annotated[Optional[str], typer.Option("--project", "-p", help="Also create this project.")] = None,
     db: Db = None,
     overlap: Annotated[int, typer.Option(help="How many labelers rate each item (for agreement).")] = 2,
     mode: Annotated[str, typer.Option(help="rate (one answer at a time) or compare (two side by side).")] = "rate",
@@ -87,15 +87,20 @@ def init_command(
         ),
     ] = DEFAULT_CLAIM_HOURS,
 ) -> None:
-    """Create the database (if needed) and a project.
+    """Create the review database, or upgrade an older one to this version's schema; with --project, add a project.
+
+    The only command that changes a schema: every other one refuses a database that is not at this version's.
 
     Example: curate review init --db sqlite:///review.db --project qa --overlap 2
     """
-    store = open_store(db)
+    store = ReviewStore(resolve_url(db), operator=True, migrate=True)
+    where = escape(store.db.display_url)
+    if project is None:
+        console.print(f"Review database {where} is ready")
+        return
     store.create_project(project, overlap=overlap, mode=mode, claim_hours=claim_hours)
     console.print(
-        f"Project [bold]{project}[/] (overlap {overlap}, {mode}, claims expire after {claim_hours:g} h)"
-        f" in {store.db.display_url}"
+        f"Project [bold]{escape(project)}[/] (overlap {overlap}, {mode}, claims expire after {claim_hours:g} h) in {where}"
     )
 
 

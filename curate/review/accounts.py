@@ -3,30 +3,40 @@
 Login throttle: `LoginLimit.max_failures` failed logins with one name within `window`
 lock that name for `lockout` (default 5 in 15 min -> 15 min), counted in the database so
 every server process shares the count; unknown names count and lock exactly like real ones.
+Each attempt is counted (reserved) before its password is checked, so guesses sent at once
+cannot outrun the count: at most `max_failures` of them are ever checked. Names are stored
+only as an HMAC keyed with the database's own secret (`settings.login_key`).
+
+One-time passwords (from `add_labeler` / `reset_password`) log in once: that login uses them
+up, and the labeler chooses their own password in that session (`set_password`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any, cast
 
 import bcrypt
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import CursorResult
 
 from curate.errors import CurateError
 from curate.review.database import Database
-from curate.review.models import Answer, Assignment, Item, Labeler, LoginThrottle
+from curate.review.models import Answer, Assignment, Item, Labeler, LoginThrottle, Setting
 from curate.review.queries import active_labeler_row, done_by
 from curate.review.rights import AuthError, Rights
 from curate.review.types import check_name
 
 ROLES = ("labeler", "admin")
+BAD_LOGIN = "unknown labeler or wrong password (an admin can add you or reset your password)"
+USED_UP = "!"  # the password hash of a used one-time password: like "!" in /etc/shadow, no password matches it
 
 
 class LoginLocked(AuthError):
@@ -55,11 +65,6 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _name_key(name: Any) -> str:
-    """The login throttle's key: SHA-256 of the name as typed (a password typed as the name is never stored)."""
-    return hashlib.sha256(str(name).encode("utf-8", "replace")).hexdigest()
-
-
 class Accounts:
     """Labelers, passwords, `authenticate` with its failed-login lock, over the store's database and rights."""
 
@@ -71,6 +76,7 @@ class Accounts:
         self.rights = rights
         self.password_rounds = password_rounds
         self.login_limit = login_limit or LoginLimit()
+        self._login_key: bytes | None = None
 
     def add_labeler(self, name: str, role: str = "labeler") -> str:
         """Create a labeler (or admin); returns their one-time password (only its bcrypt hash is stored)."""
@@ -95,7 +101,7 @@ class Accounts:
                 raise CurateError(f"no labeler named {name!r}")
             labeler.password_hash = self._hash(password)
             labeler.password_temporary = True
-            s.execute(delete(LoginThrottle).where(LoginThrottle.name_hash == _name_key(name)))
+            s.execute(delete(LoginThrottle).where(LoginThrottle.name_hash == self._name_key(name)))
         return password
 
     def set_password(self, labeler_id: int, password: str) -> None:
@@ -130,37 +136,48 @@ class Accounts:
     def _hash(self, password: str) -> str:
         return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=self.password_rounds)).decode()
 
+    def _name_key(self, name: Any) -> str:
+        """The login throttle's key for a typed name: HMAC-SHA256 with this database's secret, so neither the
+        name nor a password typed into the name field can be recovered from the table by hashing guesses."""
+        if self._login_key is None:
+            with self.db.session() as s:
+                secret = s.scalar(select(Setting.value).where(Setting.key == "login_key"))
+            if secret is None:
+                raise CurateError(f"{self.db.display_url} has no login key: run `{self.db.init_hint}`")
+            self._login_key = bytes.fromhex(secret)
+        return hmac.new(self._login_key, str(name).encode("utf-8", "replace"), hashlib.sha256).hexdigest()
+
     def authenticate(self, name: str, password: str) -> Labeler:
         """The labeler with this name and password, or AuthError (LoginLocked after too many failures).
 
         An unknown name and a wrong password get the same message, the same bcrypt work and the
-        same failure count, so the login form does not tell which labeler names exist.
+        same failure count, so the login form does not tell which labeler names exist. A one-time
+        password is used up by this login (the labeler must choose their own in this session).
         """
-        key = _name_key(name)
+        key = self._name_key(name)
+        tipped = self._reserve_attempt(key)  # LoginLocked here, before bcrypt: guessing costs the server nothing
+        failed = LoginLocked(tipped, self.db.clock()) if tipped is not None else AuthError(BAD_LOGIN)
         with self.db.session() as s:
-            throttle = s.get(LoginThrottle, key)
-            locked_until = _aware(throttle.locked_until) if throttle and throttle.locked_until else None
             labeler = s.scalar(select(Labeler).where(Labeler.name == name))
-        now = self.db.clock()
-        if locked_until is not None and locked_until > now:
-            raise LoginLocked(locked_until, now)  # refused before bcrypt: guessing costs the server nothing
-        failed = AuthError("unknown labeler or wrong password (an admin can add you or reset your password)")
-        if labeler is None:
-            self._hash("unknown labeler")  # the same bcrypt cost as a check: timing does not tell either
-            self._login_failed(key, failed)
         secret = password.encode() if isinstance(password, str) else b""
+        if labeler is None or labeler.password_hash == USED_UP:
+            self._hash("unknown labeler")  # the same bcrypt cost as a check: timing does not tell either
+            raise failed
         # bcrypt only reads 72 bytes (bcrypt 5 raises on more); no password we issue is that long.
         if not secret or len(secret) > 72 or not bcrypt.checkpw(secret, labeler.password_hash.encode()):
-            self._login_failed(key, failed)
-        if throttle is not None:
-            with self.db.session(write=True) as s:
-                s.execute(delete(LoginThrottle).where(LoginThrottle.name_hash == key))  # success resets the count
+            raise failed
+        if labeler.password_temporary and not self._use_up(labeler):
+            raise failed  # another login used this one-time password a moment ago
+        with self.db.session(write=True) as s:
+            s.execute(delete(LoginThrottle).where(LoginThrottle.name_hash == key))  # success resets the count
         if not labeler.active:
             raise AuthError(f"labeler {name!r} is deactivated: ask an admin")
         return labeler
 
-    def _login_failed(self, key: str, failed: AuthError) -> NoReturn:
-        """Count a failed login for this name in the database, then raise `failed` (LoginLocked when it tips over)."""
+    def _reserve_attempt(self, key: str) -> datetime | None:
+        """Count a login attempt with this name as failed until it succeeds, before its password is checked;
+        LoginLocked while the name is locked. Returns when the lock ends if this attempt is the last one allowed
+        (it locks the name), else None."""
         limit, now = self.login_limit, self.db.clock()
         insert = postgresql_insert if self.db.dialect == "postgresql" else sqlite_insert
         with self.db.session(write=True) as s:
@@ -173,19 +190,29 @@ class Accounts:
             )
             fresh = {"name_hash": key, "failures": 0, "window_started_at": now}
             s.execute(insert(LoginThrottle).values(**fresh).on_conflict_do_nothing())
+            # The row lock makes attempts with one name take their turn, across processes.
             row = s.scalar(select(LoginThrottle).where(LoginThrottle.name_hash == key).with_for_update())
             assert row is not None  # inserted above unless it was there
             if row.locked_until is not None and _aware(row.locked_until) > now:
-                raise LoginLocked(_aware(row.locked_until), now)  # another process locked it meanwhile
+                raise LoginLocked(_aware(row.locked_until), now)
             if row.locked_until is not None or _aware(row.window_started_at) <= now - limit.window:
                 row.failures, row.window_started_at, row.locked_until = 0, now, None  # a new window
             row.failures += 1
-            until = now + limit.lockout if row.failures >= limit.max_failures else None
-            if until is not None:
-                row.failures, row.locked_until = 0, until
-        if until is not None:
-            raise LoginLocked(until, now)
-        raise failed
+            if row.failures < limit.max_failures:
+                return None
+            row.failures, row.locked_until = 0, now + limit.lockout
+            return row.locked_until
+
+    def _use_up(self, labeler: Labeler) -> bool:
+        """Mark this labeler's one-time password used; False when another login used it first."""
+        with self.db.session(write=True) as s:
+            used = s.execute(
+                update(Labeler)
+                .where(Labeler.id == labeler.id, Labeler.password_hash == labeler.password_hash)
+                .values(password_hash=USED_UP)
+                .execution_options(synchronize_session=False)
+            )
+            return bool(cast("CursorResult[Any]", used).rowcount)
 
     def active_labeler(self, labeler_id: int) -> Labeler:
         """This labeler while their account is active, else CurateError (the app re-checks its user on every page)."""

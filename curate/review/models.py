@@ -198,10 +198,11 @@ class Flag(Base):
 
 
 class LoginThrottle(Base):
-    """Failed logins per typed name, shared by every server process; a name that fails too often is locked a while.
+    """Login attempts per typed name, shared by every server process; a name that fails too often is locked a while.
 
-    The key is the SHA-256 of the name as typed, so unknown names count (and lock) exactly like real
-    ones, and a password typed into the name field is never stored.
+    The key is an HMAC-SHA256 of the name as typed, keyed with this database's `login_key` setting, so
+    unknown names count (and lock) exactly like real ones, and a password typed into the name field can
+    not be recovered from the table by hashing guesses (not without the database's secret as well).
     """
 
     __tablename__ = "login_throttle"
@@ -209,3 +210,12 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Setting(Base):
+    """Facts about this database (revision 0004): `app` says it is a curatrain review database, `login_key` is
+    the secret the login throttle keys typed names with (random per database, made by the migration)."""
+
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))

@@ -101,15 +101,17 @@ class ReviewStore:
         login_limit: LoginLimit | None = None,
         operator: bool = True,
         clock: Callable[[], datetime] = utcnow,
+        migrate: bool = False,
     ) -> None:
-        """Open (and create or upgrade to the latest schema) the store at `url`; a bare path means SQLite.
+        """Open the store at `url` (a bare path means SQLite), which must be a review database at this code's
+        schema revision; `migrate` (what `curate review init` does) creates or upgrades the schema first.
 
         `busy_timeout`: seconds a SQLite writer waits for the lock before "database is locked" is raised.
         `operator`: False for the review app's store, whose admin-only operations need an acting admin.
         `login_limit`: the failed-login lock (default `LoginLimit()`); `clock`: the current UTC time.
         """
         self.db = Database(url, busy_timeout, clock)
-        self.db.upgrade()
+        self.db.open(migrate)
         self.rights = Rights(self.db, operator)
         self.accounts = Accounts(self.db, self.rights, password_rounds, login_limit)
         self.reports = Reports(self.db, self.rights)

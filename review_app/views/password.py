@@ -11,7 +11,10 @@ from review_app import state
 
 user = state.require_user()
 st.title("Choose your password")
-st.text(f"Welcome, {user.name}. The password you were given works once; choose your own (8 to 72 characters).")
+st.text(
+    f"Welcome, {user.name}. The password you were given worked once and is now used up: choose your own "
+    "(8 to 72 characters) before you leave this page, or ask an admin for a new one-time password."
+)
 
 with st.form("new_password"):
     first = st.text_input("New password", type="password", key="new_password")

@@ -1,6 +1,6 @@
 """Review-store fixtures: a throwaway PostgreSQL server (Debian's binaries), and a DB URL per backend.
 
-`db_url` runs a test once on SQLite and once on a fresh database of a real PostgreSQL
+`empty_db_url` runs a test once on SQLite and once on a fresh database of a real PostgreSQL
 server that this session starts on a free localhost port (as the `postgres` user when
 run as root, because initdb refuses root). Without the server binaries the PostgreSQL
 half is skipped with the reason.
@@ -85,8 +85,8 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty review database: SQLite file, then a PostgreSQL database."""
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database (no schema): SQLite file, then a PostgreSQL database."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'review.db'}"
     server: PostgresServer = request.getfixturevalue("postgres_server")

@@ -17,7 +17,8 @@ def review(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Review:
     """A fresh SQLite DB with project `qa` (overlap 2), three items, labelers ann and ben, and admin root."""
     url = f"sqlite:///{tmp_path / 'review.db'}"
     monkeypatch.setenv("CURATRAIN_REVIEW_DB", url)
-    store = ReviewStore(url, password_rounds=4)  # cheap hashes for the fixture's users; the app uses the default
+    # A new database (created as `curate review init` does); cheap hashes for the fixture's users.
+    store = ReviewStore(url, password_rounds=4, migrate=True)
     store.create_project(PROJECT, overlap=2)
     store.import_items(PROJECT, ITEMS)
     passwords = {name: store.accounts.add_labeler(name) for name in ("ann", "ben")}

@@ -29,8 +29,8 @@ class Review:
     passwords: dict[str, str]
 
     def labeler_id(self, name: str) -> int:
-        """The id of a user, through the same login the app uses."""
-        return self.store.accounts.authenticate(name, self.passwords[name]).id
+        """The id of a user (read by the operator: logging in would use up a one-time password)."""
+        return next(labeler.id for labeler in self.store.accounts.labelers() if labeler.name == name)
 
 
 def login(at: AppTest, name: str, password: str) -> AppTest:

@@ -77,7 +77,7 @@ def test_switching_modes_never_offers_an_answer_already_rated(review: Review, ap
 def test_a_compare_project_opens_on_the_compare_page(tmp_path, monkeypatch) -> None:
     url = f"sqlite:///{tmp_path / 'compare.db'}"
     monkeypatch.setenv("CURATRAIN_REVIEW_DB", url)
-    store = ReviewStore(url, password_rounds=4)
+    store = ReviewStore(url, password_rounds=4, migrate=True)
     store.create_project("side-by-side", overlap=1, mode="compare")
     store.import_items("side-by-side", [{"prompt": "Best pet?", "answers": ["A cat.", "A rock."]}])
     password = store.accounts.add_labeler("ann")

@@ -22,6 +22,9 @@ def test_good_password_then_own_password_opens_rate_page(review: Review) -> None
     login(at, "ann", review.passwords["ann"])
     assert not at.exception
     assert _page_titles(at) == ["Choose your password"], "a one-time password must be replaced first"
+    # It worked once: another tab (or this one after a reload) cannot log in with it again.
+    other_tab = login(AppTest.from_file(str(APP), default_timeout=30).run(), "ann", review.passwords["ann"])
+    assert [e.value for e in other_tab.error] == [BAD_LOGIN] and "user" not in other_tab.session_state
 
     choose_password(at, "ann-chose-this")
     assert not at.exception

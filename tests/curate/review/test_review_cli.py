@@ -110,6 +110,7 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_serve_starts_streamlit_on_the_database(db: str, tmp_path: Path) -> None:
+    assert curate("init", db=db)[0] == 0
     port = _free_port()
     env = {**os.environ, "COLUMNS": "200"}
     env.pop("CURATRAIN_REVIEW_DB", None)

@@ -130,12 +130,10 @@ def test_import_rejects_bad_rows(store: ReviewStore, row: dict, message: str) ->
 def test_labelers_passwords_and_hostile_names(store: ReviewStore) -> None:
     hostile = "Robert'); DROP TABLE labelers;--"
     password = store.accounts.add_labeler(hostile)
-    assert store.accounts.authenticate(hostile, password).name == hostile
-    assert [lab.name for lab in store.accounts.labelers()] == [
-        hostile
-    ]  # the table is still there, name stored verbatim
     stored = store.accounts.labelers()[0].password_hash
     assert stored.startswith("$2b$04$") and password not in stored  # bcrypt, never the password
+    assert store.accounts.authenticate(hostile, password).name == hostile
+    assert [lab.name for lab in store.accounts.labelers()] == [hostile]  # the table is still there, name verbatim
     # A wrong password and an unknown name fail alike, so names cannot be probed through login.
     with pytest.raises(AuthError) as wrong:
         store.accounts.authenticate(hostile, password + "x")
@@ -156,8 +154,9 @@ def test_labelers_passwords_and_hostile_names(store: ReviewStore) -> None:
     new = store.accounts.reset_password(hostile)
     with pytest.raises(AuthError):
         store.accounts.authenticate(hostile, password)
-    assert store.accounts.authenticate(hostile, new).password_temporary
-    store.accounts.set_password(store.accounts.authenticate(hostile, new).id, "a chosen passphrase")
+    first_login = store.accounts.authenticate(hostile, new)
+    assert first_login.password_temporary
+    store.accounts.set_password(first_login.id, "a chosen passphrase")
     assert not store.accounts.authenticate(hostile, "a chosen passphrase").password_temporary
 
 
@@ -197,8 +196,8 @@ def test_tasks_are_blind(store: ReviewStore) -> None:
 
 
 def test_deactivated_labeler_is_locked_out_and_frees_untouched_items(store: ReviewStore) -> None:
-    password = store.accounts.add_labeler("ann")
-    ann = store.accounts.authenticate("ann", password).id
+    ann = store.accounts.authenticate("ann", store.accounts.add_labeler("ann")).id
+    store.accounts.set_password(ann, password := "ann-own-password")
     first = store.next_rating_task(ann, "qa")
     store.submit_rating(ann, first.answer_id, 6, None, 1.0)  # item 1 touched
     with store.db.session(write=True) as s:  # claim item 2 without touching it
@@ -336,7 +335,7 @@ def test_labeler_stats_progress_and_export(store: ReviewStore, tmp_path: Path) -
 
 def test_database_is_locked_propagates(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'r.db'}"
-    store = ReviewStore(url, password_rounds=4, busy_timeout=0.2)
+    store = ReviewStore(url, password_rounds=4, busy_timeout=0.2, migrate=True)
     store.create_project("qa")
     store.import_items("qa", ITEMS)
     ann = labeler(store, "ann")
@@ -355,6 +354,7 @@ def test_database_is_locked_propagates(tmp_path: Path) -> None:
 
 def run_concurrently(url: str, n_labelers: int, per_labeler: int, tmp_path: Path) -> None:
     """n labelers rate at once through their own store handles; assert no rating is lost or duplicated."""
+    ReviewStore(url, migrate=True).close()
     setup = open_store(url)
     setup.create_project("load", overlap=3)
     n_items = n_labelers * per_labeler // 3  # twice the 2-answer slots needed: nobody runs dry at the end

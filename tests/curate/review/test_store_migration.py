@@ -25,7 +25,8 @@ ROWS = [  # no explicit ids, so PostgreSQL's sequences stay in step
 ]
 
 
-def test_upgrading_a_database_with_data_keeps_every_row(db_url: str) -> None:
+def test_upgrading_a_database_with_data_keeps_every_row(empty_db_url: str) -> None:
+    db_url = empty_db_url
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     engine = create_engine(db_url)
@@ -35,7 +36,7 @@ def test_upgrading_a_database_with_data_keeps_every_row(db_url: str) -> None:
         for row in ROWS:
             conn.execute(text(row), {"old": "2026-01-01 10:00:00", "no": False, "yes": True})
 
-    store = ReviewStore(db_url, password_rounds=4)  # upgrades to head on open
+    store = ReviewStore(db_url, password_rounds=4, migrate=True)  # what `curate review init` does
     with engine.connect() as conn:
         counts = {t: conn.scalar(text(f"SELECT COUNT(*) FROM {t}")) for t in ("items", "answers", "ratings", "flags")}
         assert counts == {"items": 1, "answers": 2, "ratings": 1, "flags": 1}
