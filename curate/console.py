@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -54,7 +55,8 @@ def progress_bar(*extra: ProgressColumn, unit: str = "rows", disable: bool = Fal
 
 def fail(message: str) -> typer.Exit:
     """Print one red error line; return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # The message quotes what people typed (names, paths): escaped, so "[/]" in it prints as is.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -46,10 +47,21 @@ def db_url() -> str:
     return str(url)
 
 
+def _log_to_server() -> None:
+    """Send the store's error details (`curate.review` logger) to the server's stderr; labelers see one line."""
+    logger = logging.getLogger("curate.review")
+    if not any(handler.get_name() == "review_app" for handler in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.set_name("review_app")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+
+
 @st.cache_resource(show_spinner=False)
 def _store_for(url: str) -> ReviewStore:
     # One engine (and connection pool) per server process, shared by every browser session. Not the
     # operator's store: its admin-only reads and exports need the acting admin, and it manages no accounts.
+    _log_to_server()
     return ReviewStore(url, operator=False)
 
 

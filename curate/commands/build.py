@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from curate.console import console, err_console, user_errors
 from curate.errors import CurateError
@@ -29,7 +31,7 @@ def parse_map(pairs: list[str]) -> dict[str, str]:
 def print_summary(result: BuildResult) -> None:
     """The table a user reads after a build: rows through each step, rows per split, where it went."""
     manifest = result.manifest
-    table = Table(title=f"curate build: {manifest.name} ({manifest.kind.value})")
+    table = Table(title=Text(f"curate build: {manifest.name} ({manifest.kind.value})"))
     table.add_column("step")
     table.add_column("rows in", justify="right")
     table.add_column("dropped", justify="right")
@@ -41,7 +43,7 @@ def print_summary(result: BuildResult) -> None:
     for split, n in counts.splits.items():
         table.add_row(f"[bold]{split}[/]", "", "", f"[bold]{n}[/]")
     console.print(table)
-    console.print(f"Export written to [bold]{result.out}[/]: {', '.join(manifest.files)}")
+    console.print(f"Export written to [bold]{escape(str(result.out))}[/]: {', '.join(manifest.files)}")
     console.print(f"Columns: {', '.join(manifest.columns)} · content hash {manifest.content_hash[:23]}…")
     lengths = manifest.lengths
     if lengths and lengths.stats:

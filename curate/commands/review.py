@@ -144,7 +144,9 @@ def import_command(
     items = read_items(file, quiet)
     store = open_store(db)
     added = store.import_items(project, items)
-    console.print(f"{len(items)} prompts read from {file}; {added} new answers added to [bold]{project}[/]")
+    console.print(
+        f"{len(items)} prompts read from {escape(file)}; {added} new answers added to [bold]{escape(project)}[/]"
+    )
 
 
 @labeler_app.command("add")
@@ -165,7 +167,7 @@ def labeler_add_command(
         if reset
         else store.accounts.add_labeler(name, "admin" if admin else "labeler")
     )
-    console.print(f"{'Admin' if admin else 'Labeler'} [bold]{name}[/] - one-time password (shown only now):")
+    console.print(f"{'Admin' if admin else 'Labeler'} [bold]{escape(name)}[/] - one-time password (shown only now):")
     console.print(password, highlight=False, markup=False)
 
 
@@ -176,7 +178,7 @@ def labeler_deactivate_command(
 ) -> None:
     """Lock a labeler out; their ratings stay, and items they never started go back to the pool."""
     released = open_store(db).accounts.deactivate_labeler(name)
-    console.print(f"Labeler [bold]{name}[/] deactivated; {released} untouched item(s) released")
+    console.print(f"Labeler [bold]{escape(name)}[/] deactivated; {released} untouched item(s) released")
 
 
 @labeler_app.command("list")
@@ -185,7 +187,7 @@ def labeler_list_command(db: Db = None) -> None:
     """List labelers and admins."""
     table = Table("name", "role", "active", "created")
     for labeler in open_store(db).accounts.labelers():
-        table.add_row(labeler.name, labeler.role, str(labeler.active), f"{labeler.created_at:%Y-%m-%d %H:%M}")
+        table.add_row(Text(labeler.name), labeler.role, str(labeler.active), f"{labeler.created_at:%Y-%m-%d %H:%M}")
     console.print(table)
 
 
@@ -210,7 +212,7 @@ def serve_command(
     os.environ[ENV_DB] = url
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", host, "--server.port", str(port)]
     command += ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--", "--db", url]
-    console.print(f"Review app on http://{host}:{port} (database {store.db.display_url})")
+    console.print(f"Review app on http://{escape(host)}:{port} (database {escape(store.db.display_url)})")
     sys.stdout.flush()
     # Become Streamlit (no child process): stopping `curate review serve` stops the server.
     os.execv(sys.executable, command)
@@ -262,10 +264,10 @@ def stats_command(project: ProjectName, db: Db = None) -> None:
     """Progress, pace and bias per labeler, and inter-annotator agreement (the admin page, in the terminal)."""
     store = open_store(db)
     stats = store.reports.labeler_stats(project)
-    table = Table("labeler", "done / assigned", "s / rating", "mean", "bias", title=f"project {project}")
+    table = Table("labeler", "done / assigned", "s / rating", "mean", "bias", title=Text(f"project {project}"))
     for row in stats.itertuples(index=False):
         table.add_row(
-            row.labeler,
+            Text(row.labeler),
             f"{row.done} / {row.assigned}",
             _fmt(row.seconds_per_rating),
             _fmt(row.mean_rating),
@@ -277,7 +279,8 @@ def stats_command(project: ProjectName, db: Db = None) -> None:
         console.print(f"Krippendorff's alpha (ordinal): {_fmt(krippendorff_alpha(ratings), 3)}")
         for row in pairwise_spearman(ratings).itertuples(index=False):
             console.print(
-                f"Spearman {row.labeler_a} ~ {row.labeler_b}: {_fmt(row.spearman, 3)} ({row.n_common} shared)"
+                f"Spearman {row.labeler_a} ~ {row.labeler_b}: {_fmt(row.spearman, 3)} ({row.n_common} shared)",
+                markup=False,
             )
     flagged = store.reports.flagged(project)
     if len(flagged):
@@ -309,7 +312,7 @@ def flags_command(
     if flags.empty:
         console.print("No flags." if history else "No open flags.")
         return
-    table = Table("id", "labeler", "reason", "answer", title=f"project {project}")
+    table = Table("id", "labeler", "reason", "answer", title=Text(f"project {project}"))
     if history:
         table.add_column("cleared")
     for row in flags.itertuples(index=False):

@@ -6,7 +6,7 @@ import hashlib
 import json
 import math
 import os
-import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,9 @@ ENV_DB = "CURATRAIN_REVIEW_DB"
 MODES = ("rate", "compare")  # how labelers review: score one answer, or compare an item's answers side by side
 DEFAULT_DB = "sqlite:///review.db"
 DEFAULT_CLAIM_HOURS = 24.0
-_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,100}$")  # any printable text, no control characters
+# Not in a name: control characters, format characters (bidi controls, zero-width spaces and joiners, BOM,
+# soft hyphen: invisible, or turning text around), line and paragraph separators, surrogates.
+_NOT_IN_NAMES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 
 
 @dataclass(frozen=True)
@@ -134,11 +136,23 @@ def check_rating(value: Any) -> int:
     return value
 
 
+def hidden_character(char: str) -> bool:
+    """Invisible or direction-changing (a Unicode format character: bidi controls such as U+202E, zero-width
+    spaces and joiners, BOM, soft hyphen): text holding one may read differently from what it is."""
+    return unicodedata.category(char) == "Cf"
+
+
 def check_name(name: Any, what: str) -> str:
-    """A project or labeler name: 1-100 printable characters (any others are stored verbatim)."""
-    if not isinstance(name, str) or not _NAME.match(name) or name != name.strip():
+    """A project or labeler name: 1-100 visible characters, no control, invisible or direction-changing ones."""
+    if (
+        not isinstance(name, str)
+        or not 1 <= len(name) <= 100
+        or name != name.strip()
+        or any(unicodedata.category(char) in _NOT_IN_NAMES for char in name)
+    ):
         raise CurateError(
-            f"{what} name must be 1-100 printable characters without leading/trailing spaces, got {name!r}"
+            f"{what} name must be 1-100 printable characters without leading/trailing spaces "
+            f"or control, invisible or direction-changing characters, got {name!r}"
         )
     return name
 

@@ -141,3 +141,40 @@ def test_serve_starts_streamlit_on_the_database(db: str, tmp_path: Path) -> None
         proc.terminate()
         proc.wait(timeout=30)
     assert re.search(rf"Review app on http://127\.0\.0\.1:{port}", proc.stdout.read())
+
+
+def test_names_with_rich_markup_print_as_typed(db: str, tmp_path: Path) -> None:
+    """Project and labeler names are people's text: "[/]" used to crash the CLI after the commit (the one-time
+    password never shown), "[bold red]fake" printed as "fake". Every command prints them literally."""
+    project, closer, styled = "[/]", "[/]x", "[bold red]fake"
+    code, out = curate("init", "--project", project, db=db)
+    assert code == 0 and "Project [/] (overlap 2" in out, out
+    items = tmp_path / "items.jsonl"
+    items.write_text(json.dumps({"prompt": "2 + 2?", "answers": ["4", "5"]}) + "\n")
+    code, out = curate("import", str(items), "--project", project, "-q", db=db)
+    assert code == 0 and "2 new answers added to [/]" in out, out
+    passwords = {}
+    for name in (closer, styled):
+        code, out = curate("labeler", "add", name, db=db)
+        assert code == 0 and f"Labeler {name} - one-time password" in out, out
+        passwords[name] = out.strip().splitlines()[-1]
+    store = ReviewStore(db)
+    labeler = store.accounts.authenticate(closer, passwords[closer])  # the password was printed, and works
+    task = store.next_rating_task(labeler.id, project)
+    store.submit_rating(labeler.id, task.answer_id, 6, None, 1.0)
+    store.close()
+    code, out = curate("labeler", "list", db=db)
+    assert code == 0 and closer in out and styled in out, out
+    code, out = curate("stats", "--project", project, db=db)
+    assert code == 0 and "project [/]" in out and closer in out, out
+    code, out = curate("init", "--project", project, db=db)
+    assert code == 1 and "project '[/]' already exists" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("name", ["ann\u202egnp.exe", "zero\u200bwidth", "bom\ufeff", "line\u2028break", "bell\x07"])
+def test_names_with_control_or_direction_characters_are_refused(db: str, name: str) -> None:
+    curate("init", db=db)
+    code, out = curate("labeler", "add", name, db=db)
+    assert code == 1 and "labeler name must be 1-100 printable characters" in out and "Traceback" not in out
+    code, out = curate("init", "--project", name, db=db)
+    assert code == 1 and "project name must be" in out

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.exc import IntegrityError
 from store_helpers import labeler, run_at_once
 
 from curate.errors import CurateError
 from curate.recipe import RatingsConfig, SplitConfig
+from curate.review.database import StoreUnavailable
 from curate.review.queries import project_row
 from curate.review.store import MIGRATIONS, AuthError, CompareTask, RatingTask, ReviewStore
 from curate.review_export import export_ratings
@@ -333,7 +334,7 @@ def test_labeler_stats_progress_and_export(store: ReviewStore, tmp_path: Path) -
         export_ratings(store, "qa", tmp_path / "x", "dpo")
 
 
-def test_database_is_locked_propagates(tmp_path: Path) -> None:
+def test_database_is_locked_is_one_line_and_nothing_is_lost(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'r.db'}"
     store = ReviewStore(url, password_rounds=4, busy_timeout=0.2, migrate=True)
     store.create_project("qa")
@@ -343,7 +344,9 @@ def test_database_is_locked_propagates(tmp_path: Path) -> None:
     blocker = sqlite3.connect(tmp_path / "r.db", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock past the busy timeout
     try:
-        with pytest.raises(OperationalError, match="database is locked"):
+        with pytest.raises(
+            StoreUnavailable, match=r"^the review database is busy: nothing was saved\. Please try again"
+        ):
             store.submit_rating(ann, task.answer_id, 5, None, 1.0)
     finally:
         blocker.execute("ROLLBACK")
@@ -405,3 +408,38 @@ def test_compare_mode_counts_only_items_it_can_hand_out(db_url: str) -> None:
     task = store.next_compare_task(ann, "mixed")
     assert task is not None and store.reports.claimable(ann, "mixed", min_answers=2) == 0
     store.close()
+
+
+def _disk_full(store: ReviewStore) -> None:
+    """From now on the store's SQLite file cannot grow (as on a full disk): SQLite's max_page_count, set on every
+    new connection at the current size."""
+    with store.db.session() as s:
+        pages = s.execute(text("PRAGMA page_count")).scalar()
+    store.db.engine.dispose()
+    event.listen(store.db.engine, "connect", lambda conn, _: conn.execute(f"PRAGMA max_page_count = {pages}"))
+
+
+def test_a_full_disk_is_one_line_and_the_detail_goes_to_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path / 'full.db'}"
+    store = ReviewStore(url, password_rounds=4, migrate=True)
+    store.create_project("qa")
+    store.import_items("qa", ITEMS)
+    ann = labeler(store, "ann")
+    task = store.next_rating_task(ann, "qa")
+    _disk_full(store)
+    with pytest.raises(StoreUnavailable) as full, caplog.at_level("ERROR", logger="curate.review"):
+        store.submit_rating(ann, task.answer_id, 7, "a long comment " * 300, 3.0)  # needs new pages
+    assert str(full.value) == (
+        "the review database is out of disk space: nothing was saved. "
+        "Please tell an admin (details are in the server log)."
+    )
+    assert str(tmp_path) not in str(full.value) and "INSERT" not in str(full.value)  # no paths, no SQL
+    assert "SQLITE_FULL" in caplog.text and "database or disk is full" in caplog.text  # the detail, server-side
+    store.close()
+    fresh = ReviewStore(url, password_rounds=4)  # the disk has room again
+    assert fresh.reports.ratings_frame("qa").empty  # nothing half-saved
+    fresh.submit_rating(ann, task.answer_id, 7, "a long comment " * 300, 3.0)
+    assert list(fresh.reports.ratings_frame("qa").rating) == [7]
+    fresh.close()
