@@ -7,6 +7,7 @@ of kind `rated` then derives the dataset with the recipe's own typed sections
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, get_args
 
@@ -19,6 +20,30 @@ from curate.review.store import ReviewStore
 from curate.schema import Kind, validate_row
 
 EXPORT_KINDS: tuple[str, ...] = (*get_args(DeriveKind), "rated")
+# One folder of an export name: starts with a letter or digit (so never "..", "~" or hidden), then safe characters.
+_FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def export_target(root: Path, name: str) -> Path:
+    """Where an export called `name` goes under the export directory `root` (the review app's only place to
+    write): `name` is folder names (letters, digits, '.', '_', '-') joined by '/'; an absolute path, '~', '..'
+    or a symbolic link leading out of `root` is a CurateError."""
+    if not isinstance(name, str) or not all(_FOLDER.fullmatch(part) for part in name.split("/")):
+        raise CurateError(
+            f"export name {name!r} must be a folder name under the export directory (letters, digits, '.', '_', "
+            "'-', and '/' between folders): no absolute path, '~' or '..'"
+        )
+    base = root.expanduser().resolve()
+    target = (base / name).resolve()
+    if not target.is_relative_to(base):
+        raise CurateError(f"export name {name!r} leads out of the export directory {base} (a symbolic link)")
+    return target
+
+
+def safe_name(text: str) -> str:
+    """`text` (e.g. a project name, any printable characters) as one valid export folder name."""
+    folder = re.sub(r"[^A-Za-z0-9._-]+", "_", text).lstrip("._-")[:100]
+    return folder or "export"
 
 
 def export_rules(ratings: dict[str, Any], split: dict[str, Any]) -> tuple[RatingsConfig, SplitConfig]:

@@ -17,7 +17,8 @@ from review_app import state
 VIEWS = Path(__file__).parent / "views"
 
 st.set_page_config(page_title="curatrain review", page_icon="⭐", layout="wide")
-st.set_option("client.toolbarMode", "viewer")  # labelers get no developer menu or "Deploy" button
+# Labelers get no developer menu or "Deploy" button (`curate review serve` also passes it, for the first run).
+st.set_option("client.toolbarMode", "minimal")
 
 try:
     store = state.store()

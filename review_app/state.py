@@ -9,12 +9,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import streamlit as st
 
 from curate.errors import CurateError
-from curate.review.store import ENV_DB, MODES, ReviewStore
+from curate.review.store import MODES, ReviewStore
+from curate.review.types import DEFAULT_EXPORT_DIR, ENV_DB, ENV_EXPORTS
 
 Task = TypeVar("Task")
 
@@ -34,17 +36,29 @@ class User:
         return self.role == "admin"
 
 
-def db_url() -> str:
-    """The store URL: `-- --db URL` after `streamlit run app.py`, else $CURATRAIN_REVIEW_DB."""
+def _app_arguments() -> argparse.Namespace:
+    """What follows `--` after `streamlit run app.py`: `--db URL`, `--export-dir DIR`."""
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--db")
+    parser.add_argument("--export-dir")
     known, _ = parser.parse_known_args(sys.argv[1:])
-    url = known.db or os.environ.get(ENV_DB)
+    return known
+
+
+def db_url() -> str:
+    """The store URL: `-- --db URL` after `streamlit run app.py`, else $CURATRAIN_REVIEW_DB."""
+    url = _app_arguments().db or os.environ.get(ENV_DB)
     if not url:
         raise CurateError(
             f"no review database given: run `curate review serve --db URL` or set {ENV_DB}=sqlite:///path.db"
         )
     return str(url)
+
+
+def export_root() -> Path:
+    """The one directory the Admin page writes exports under: `-- --export-dir DIR`, else
+    $CURATRAIN_REVIEW_EXPORTS, else out/review in the server's working directory."""
+    return Path(_app_arguments().export_dir or os.environ.get(ENV_EXPORTS) or DEFAULT_EXPORT_DIR).expanduser().resolve()
 
 
 def _log_to_server() -> None:

@@ -28,6 +28,7 @@ from curate.io.readers import read_rows
 from curate.recipe import RatingsConfig, SplitConfig
 from curate.review.agreement import krippendorff_alpha, pairwise_spearman
 from curate.review.store import DEFAULT_CLAIM_HOURS, ENV_DB, ReviewItem, ReviewStore, resolve_url
+from curate.review.types import DEFAULT_EXPORT_DIR, ENV_EXPORTS
 from curate.review_export import export_ratings, export_rules
 
 review_app = typer.Typer(
@@ -197,10 +198,13 @@ def serve_command(
     db: Db = None,
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501,
     host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps it on this machine.")] = "127.0.0.1",
+    export_dir: Annotated[
+        Path, typer.Option(help="The one directory the Admin page writes exports under (admins only give a name).")
+    ] = Path(DEFAULT_EXPORT_DIR),
 ) -> None:
     """Start the review app (streamlit run review_app/app.py) on the database.
 
-    Example: curate review serve --db sqlite:///review.db --port 8501
+    Example: curate review serve --db sqlite:///review.db --port 8501 --export-dir /srv/review-exports
     """
     url = resolve_url(db)
     store = open_store(url)  # fail here, with a clear message, rather than inside the app
@@ -209,10 +213,16 @@ def serve_command(
     if spec is None or spec.origin is None:
         raise CurateError("the review_app package is not installed next to curate")
     app = Path(spec.origin).parent / "app.py"
+    exports = export_dir.expanduser().resolve()
     os.environ[ENV_DB] = url
+    os.environ[ENV_EXPORTS] = str(exports)
     command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", host, "--server.port", str(port)]
-    command += ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--", "--db", url]
+    # Labelers get no developer menu or Deploy button: "minimal" from the very first page (the app's own
+    # st.set_option only takes effect from the second run of each session).
+    command += ["--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
+    command += ["--", "--db", url, "--export-dir", str(exports)]
     console.print(f"Review app on http://{escape(host)}:{port} (database {escape(store.db.display_url)})")
+    console.print(f"Exports from the Admin page go under {escape(str(exports))}")
     sys.stdout.flush()
     # Become Streamlit (no child process): stopping `curate review serve` stops the server.
     os.execv(sys.executable, command)

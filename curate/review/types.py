@@ -19,6 +19,8 @@ from curate.errors import CurateError
 ENV_DB = "CURATRAIN_REVIEW_DB"
 MODES = ("rate", "compare")  # how labelers review: score one answer, or compare an item's answers side by side
 DEFAULT_DB = "sqlite:///review.db"
+ENV_EXPORTS = "CURATRAIN_REVIEW_EXPORTS"  # where the review app writes exports (`curate review serve --export-dir`)
+DEFAULT_EXPORT_DIR = "out/review"
 DEFAULT_CLAIM_HOURS = 24.0
 # Not in a name: control characters, format characters (bidi controls, zero-width spaces and joiners, BOM,
 # soft hyphen: invisible, or turning text around), line and paragraph separators, surrogates.

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -12,7 +10,7 @@ import streamlit as st
 from curate.errors import CurateError
 from curate.recipe import RatingsConfig
 from curate.review.agreement import krippendorff_alpha, labeler_bias, pairwise_spearman, zscore_calibrate
-from curate.review_export import export_ratings
+from curate.review_export import export_ratings, export_target, safe_name
 from review_app import state
 
 user = state.require_user()
@@ -177,10 +175,16 @@ with st.expander("Cleared flags (history)"):
 
 @st.fragment
 def _export() -> None:
-    """Export buttons: SFT / preference / reward sets (`curate.review_export`), the path shown."""
-    defaults = RatingsConfig()
+    """Export buttons: SFT / preference / reward sets (`curate.review_export`) under the server's export directory."""
+    defaults, root = RatingsConfig(), state.export_root()
     with st.form("export"):
-        out_root = st.text_input("Directory for exports", value=str(Path("out") / "review"), key="export_root")
+        name = st.text_input(
+            "Export name",
+            value=safe_name(project),
+            key="export_name",
+            help=f"A folder name under {root} (set with `curate review serve --export-dir`); "
+            "each button adds -sft, -preference or -reward.",
+        )
         min_col, gap_col = st.columns(2)
         min_rating = min_col.number_input("SFT: min mean rating", 1.0, 10.0, defaults.min_rating, 0.5)
         min_gap = gap_col.number_input("Preference: min rating gap", 0.0, 9.0, defaults.min_gap, 0.5)
@@ -193,20 +197,25 @@ def _export() -> None:
     for kind, pressed in kinds.items():
         if not pressed:
             continue
-        # The project name may hold any printable character; keep the folder name to safe ones.
-        out = Path(out_root).expanduser().resolve() / re.sub(r"[^\w.-]+", "_", f"{project}-{kind}")
         try:
+            named = export_target(root, name.strip())
+            out = named.with_name(f"{named.name}-{kind}")
             with st.spinner(f"Writing the {kind} export..."):
                 rules = defaults.model_copy(update={"min_rating": min_rating, "min_gap": min_gap})
                 result = export_ratings(store, project, out, kind, ratings=rules, actor=user.id)
         except CurateError as exc:
             st.error(str(exc))
+        except OSError as exc:  # e.g. the export directory is read-only or on a full disk
+            st.error(f"cannot write the export under {root}: {exc.strerror or exc}")
         else:
             splits = result.manifest.counts.splits
-            rows = ", ".join(f"{name} {n} rows" for name, n in splits.items())
+            rows = ", ".join(f"{split} {n} rows" for split, n in splits.items())
             st.success(f"Wrote {result.out} ({rows})")
 
 
 st.subheader("Export")
-st.caption("Writes an export directory like `curate build` (flagged answers left out; split grouped by prompt).")
+st.caption(
+    f"Writes an export directory like `curate build` under {state.export_root()} "
+    "(flagged answers left out; split grouped by prompt)."
+)
 _export()

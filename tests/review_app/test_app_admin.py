@@ -71,17 +71,61 @@ def test_admin_sees_agreement_progress_and_flags(rated: Review, app) -> None:
     assert not at.exception
 
 
-def test_export_buttons_write_an_export_and_show_its_path(rated: Review, app, tmp_path: Path) -> None:
+def test_export_buttons_write_an_export_and_show_its_path(
+    rated: Review, app, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CURATRAIN_REVIEW_EXPORTS", str(tmp_path / "exports"))  # `serve --export-dir`
     at = app("root")
     at.switch_page("views/admin.py").run()
-    at.text_input(key="export_root").input(str(tmp_path / "exports"))
+    assert at.text_input(key="export_name").value == "qa"  # the project's name by default
+    at.text_input(key="export_name").input("round-1/qa")
     button(at, "Export preference pairs").click()
     at.run()
     assert not at.error, at.error
-    out = tmp_path / "exports" / "qa-preference"
+    out = tmp_path / "exports" / "round-1" / "qa-preference"
     assert at.success[0].value.startswith(f"Wrote {out} (")
     manifest = read_manifest(out)
     assert manifest.kind == "preference" and sum(manifest.counts.splits.values()) > 0
+
+
+@pytest.mark.parametrize(
+    "name", ["/tmp/outside", "../outside", "~/outside", "a/../../outside", "round-1/../../x", ".hidden", "a\\b", ""]
+)
+def test_exports_stay_under_the_export_directory(
+    rated: Review, app, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """The issue's case: absolute paths, '../' and '~' were written to as given. Now only a name under the
+    server's export directory is accepted; anything else is one line, and nothing is written anywhere."""
+    root = tmp_path / "exports"
+    monkeypatch.setenv("CURATRAIN_REVIEW_EXPORTS", str(root))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    at = app("root")
+    at.switch_page("views/admin.py").run()
+    at.text_input(key="export_name").input(name)
+    button(at, "Export SFT set").click()
+    at.run()
+    assert not at.exception and not at.success
+    assert len(at.error) == 1 and "must be a folder name under the export directory" in at.error[0].value
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["review.db", "review.db-shm", "review.db-wal"]
+
+
+def test_a_symbolic_link_out_of_the_export_directory_is_refused(
+    rated: Review, app, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, outside = tmp_path / "exports", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "link").symlink_to(outside)
+    monkeypatch.setenv("CURATRAIN_REVIEW_EXPORTS", str(root))
+    at = app("root")
+    at.switch_page("views/admin.py").run()
+    at.text_input(key="export_name").input("link/qa")
+    button(at, "Export reward data").click()
+    at.run()
+    assert [e.value for e in at.error] == [
+        f"export name 'link/qa' leads out of the export directory {root} (a symbolic link)"
+    ]
+    assert not any(outside.iterdir())
 
 
 def test_labeler_cannot_reach_the_admin_page(review: Review, app) -> None:

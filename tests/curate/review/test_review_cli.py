@@ -135,6 +135,10 @@ def test_serve_starts_streamlit_on_the_database(db: str, tmp_path: Path) -> None
         # The server process IS `curate review serve` (exec), with the DB in its argv and environment.
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
         assert b"streamlit" in cmdline and db.encode() in cmdline
+        # Labelers get the minimal toolbar (no Deploy, no developer menu) from the first page on.
+        assert cmdline[cmdline.index(b"--client.toolbarMode") + 1] == b"minimal"
+        # The Admin page writes exports only under one directory: --export-dir (default out/review, here).
+        assert cmdline[cmdline.index(b"--export-dir") + 1] == str((tmp_path / "out/review").resolve()).encode()
         environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
         assert f"CURATRAIN_REVIEW_DB={db}".encode() in environ
     finally:
