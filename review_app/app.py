@@ -13,6 +13,7 @@ import streamlit as st
 
 from curate.errors import CurateError
 from review_app import state
+from review_app.widgets import session_watch
 
 VIEWS = Path(__file__).parent / "views"
 
@@ -38,6 +39,9 @@ if current is None or current.must_change_password:
     view = "login.py" if current is None else "password.py"
     st.navigation([st.Page(VIEWS / view, title="Log in")], position="hidden").run()
     st.stop()
+# The URL of a logged-in tab says so: if its session is gone (server restarted), the login page tells why.
+if st.query_params.get(state.SIGNED_IN) != "1":
+    st.query_params[state.SIGNED_IN] = "1"
 
 
 def _logged_in(current: state.User) -> None:
@@ -53,7 +57,9 @@ def _logged_in(current: state.User) -> None:
             st.session_state["project"] = st.session_state["project_choice"]
         if st.button("Log out"):
             st.session_state.clear()
+            st.query_params.clear()
             st.rerun()
+        session_watch()
 
     # A project set up for side-by-side work (`curate review init --mode compare`) opens on Compare.
     project_name = state.project()

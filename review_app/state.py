@@ -18,6 +18,11 @@ from curate.errors import CurateError
 from curate.review.store import MODES, ReviewStore
 from curate.review.types import DEFAULT_EXPORT_DIR, ENV_DB, ENV_EXPORTS
 
+SIGNED_IN = "signed_in"  # query parameter a logged-in tab carries (see app.py and views/login.py)
+SESSION_ENDED = (
+    "Your session has ended (the review server was restarted, or this tab was reloaded): please log in again. "
+    "Anything you entered since then was not saved."
+)
 Task = TypeVar("Task")
 
 

@@ -6,17 +6,33 @@ import json
 
 import streamlit as st
 
+from curate.review.types import hidden_character
+
 # The scale's anchors, shown next to every rating input so labelers share one meaning of each number.
 SCALE_ANCHORS = {1: "terrible", 3: "poor", 5: "mediocre", 7: "good", 10: "great"}
 SCALE_HELP = " · ".join(f"{value} = {word}" for value, word in SCALE_ANCHORS.items())
 
 
+def reveal_hidden(text: str) -> tuple[str, int]:
+    """`text` with each invisible or direction-changing character (`hidden_character`) shown as its code point,
+    e.g. ⟦U+202E⟧, and how many there were: a right-to-left override can make "exe.txt" read "txt.exe"."""
+    shown = [f"⟦U+{ord(char):04X}⟧" if hidden_character(char) else char for char in text]
+    return "".join(shown), sum(len(part) > 1 for part in shown)
+
+
 def plain_text(body: str, *, label: str | None = None) -> None:
-    """Show model output or a comment as literal text: st.text never parses Markdown or HTML."""
+    """Show model output or a comment as literal text (st.text never parses Markdown or HTML), with hidden
+    characters marked, so labelers judge what the text holds rather than how it renders."""
     if label:
         st.caption(label)
+    shown, hidden = reveal_hidden(body)
     with st.container(border=True):
-        st.text(body, width="stretch")
+        st.text(shown, width="stretch")
+        if hidden:
+            st.caption(
+                f"{hidden} invisible or direction-changing character{'s' if hidden > 1 else ''} in this text "
+                "shown as ⟦U+…⟧: they can make text read differently from what it holds."
+            )
 
 
 def show_prompt(prompt: str) -> None:
@@ -70,6 +86,40 @@ def focus_input(label: str, item_id: int) -> None:
           else if (tries > 0) setTimeout(() => find(tries - 1), 50);
         }};
         find(40);
+        }}</script>""",
+        unsafe_allow_javascript=True,
+    )
+
+
+SESSION_CHECK = "session_check"  # key of the hidden button the watch below clicks
+
+
+def session_watch() -> None:
+    """Ask the server again as soon as its connection comes back, so a tab whose session died with a restarted
+    server shows the login page (and why) before the labeler types into a page that is no longer theirs.
+
+    Streamlit does not rerun a page on reconnecting, and a restarted server has forgotten every session. Its
+    frontend posts WEBSOCKET_DISCONNECTED / WEBSOCKET_CONNECTED to the window; on the reconnect the script
+    clicks a hidden button, whose rerun is harmless in a live session. A fixed script: nothing from people
+    reaches it.
+    """
+    st.button("check session", key=SESSION_CHECK)
+    st.html(
+        f"""<style>.st-key-{SESSION_CHECK} {{ display: none; }}</style>
+        <script>{{
+        if (!window.curatrainSessionWatch) {{
+          window.curatrainSessionWatch = true;
+          let lost = false;
+          window.addEventListener("message", (event) => {{
+            const message = event.data;
+            if (!message || message.stCommVersion !== 1) return;
+            if (message.type === "WEBSOCKET_DISCONNECTED") lost = true;
+            else if (message.type === "WEBSOCKET_CONNECTED" && lost) {{
+              lost = false;
+              document.querySelector(".st-key-{SESSION_CHECK} button")?.click();
+            }}
+          }});
+        }}
         }}</script>""",
         unsafe_allow_javascript=True,
     )

@@ -9,6 +9,9 @@ from review_app import state
 
 st.title("curatrain review")
 st.caption("Rate model answers 1-10. Your ratings are blind: nobody else's ratings are shown to you.")
+if st.query_params.get(state.SIGNED_IN) == "1":  # this tab was logged in, but its session is gone
+    st.warning(state.SESSION_ENDED)
+    del st.query_params[state.SIGNED_IN]
 
 with st.form("login"):
     name = st.text_input("Name", key="login_name")

@@ -237,3 +237,63 @@ def test_labeler_compares_two_answers_and_the_admin_sees_agreement(served: Serve
     expect(admin.get_by_text("Krippendorff's alpha (ordinal)")).to_be_visible()
     expect(admin.get_by_test_id("stMetricValue").nth(2)).to_have_text(f"{alpha:.3f}")
     admin.close()
+
+
+def _serve(db: str, port: int) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(
+        [*CURATE, "review", "serve", "--db", db, "--port", str(port), "--host", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_until_healthy(f"http://127.0.0.1:{port}", server)
+    return server
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def test_a_restarted_server_sends_the_open_tab_to_login_before_anything_is_typed(browser: Any, tmp_path: Path) -> None:
+    """The issue's case: after a server restart the open tab still looked logged in, and the next rating typed
+    was silently dropped. Now the tab shows the login page with why, by itself, as soon as the server is back;
+    and labelers get no Deploy button or developer menu."""
+    from playwright.sync_api import expect
+
+    db = f"sqlite:///{tmp_path / 'review.db'}"
+    items = tmp_path / "items.jsonl"
+    items.write_text(json.dumps(ITEMS[1]) + "\n")
+    _curate("review", "init", "--db", db, "--project", "qa")
+    _curate("review", "import", str(items), "--db", db, "--project", "qa", "--quiet")
+    one_time = _curate("review", "labeler", "add", "dee", "--db", db).strip().splitlines()[-1]
+    port = free_port()
+    server = _serve(db, port)
+    try:
+        page = _log_in(browser, Served(f"http://127.0.0.1:{port}", db, {"dee": one_time}), "dee")
+        expect(page.get_by_label("Rating (1-10)", exact=True)).to_be_visible()
+        _settled(page)
+        expect(page.get_by_role("button", name="Deploy")).to_have_count(0)  # client.toolbarMode minimal
+        expect(page.get_by_test_id("stMainMenu")).to_have_count(0)
+
+        _stop(server)
+        server = _serve(db, port)  # same address: the tab reconnects to a server that forgot its session
+        expect(page.get_by_text("Your session has ended (the review server was restarted")).to_be_visible()
+        expect(page.get_by_label("Name", exact=True)).to_be_visible()
+        expect(page.get_by_label("Rating (1-10)", exact=True)).to_have_count(0)  # nothing left to type into
+
+        page.get_by_label("Name", exact=True).fill("dee")
+        page.get_by_label("Password", exact=True).fill("dee-own-password")
+        page.get_by_role("button", name="Log in").click()
+        page.get_by_label("Rating (1-10)", exact=True).fill("9")
+        page.keyboard.press("Enter")
+        expect(page.get_by_text("Saved your rating 9.")).to_be_visible()
+        page.close()
+    finally:
+        _stop(server)
+    store = ReviewStore(db)
+    assert list(store.reports.ratings_frame("qa").rating) == [9]
+    store.close()

@@ -42,12 +42,12 @@ def test_admin_reads_refuse_an_admin_deactivated_past_the_page_check(review: Rev
         store().reports.flagged("qa", actor=root)
 
 
-def test_admin_deactivated_on_the_admin_page_cannot_export(review: Review, app, tmp_path) -> None:
+def test_admin_deactivated_on_the_admin_page_cannot_export(review: Review, app, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("CURATRAIN_REVIEW_EXPORTS", str(tmp_path / "exports"))
     at = app("root")
     at.switch_page("views/admin.py").run()
     assert not at.error
     review.store.accounts.deactivate_labeler("root")
-    at.text_input(key="export_root").input(str(tmp_path / "exports"))
     button(at, "Export SFT set").click()
     at.run()
     assert not at.exception

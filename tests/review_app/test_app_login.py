@@ -95,3 +95,21 @@ def test_too_many_failed_logins_lock_the_name_and_say_until_when(review: Review)
     )
     login(at, "ann", review.passwords["ann"])  # the right password waits too
     assert [e.value for e in at.error] == [message] and "user" not in at.session_state
+
+
+def test_a_tab_whose_session_is_gone_is_told_to_log_in_again(review: Review, app) -> None:
+    at = app("ann")
+    assert at.query_params["signed_in"] == "1"  # a logged-in tab says so in its URL
+    # The same URL in a new session (the server restarted, or the tab was reloaded): the login page says why.
+    fresh = AppTest.from_file(str(APP), default_timeout=30)
+    fresh.query_params["signed_in"] = "1"
+    fresh.run()
+    assert _page_titles(fresh) == ["curatrain review"]
+    assert [w.value for w in fresh.warning] == [
+        "Your session has ended (the review server was restarted, or this tab was reloaded): please log in again. "
+        "Anything you entered since then was not saved."
+    ]
+    assert "signed_in" not in fresh.query_params  # said once
+    button(at, "Log out").click()
+    at.run()
+    assert "signed_in" not in at.query_params and not at.warning  # logging out is not an ended session
