@@ -113,6 +113,7 @@ def shoot(url: str, out: Path, chromium: str) -> None:
         _login(admin, url, "lead")
         admin.get_by_role("link", name="Admin").click()
         expect(admin.get_by_text("Krippendorff's alpha (ordinal)")).to_be_visible()
+        expect(admin.get_by_role("button", name="Export reward data")).to_be_visible()  # the page's last part
         _settle(admin)
         # Streamlit scrolls inside its main container, not the document: grow the window to the page instead.
         height = admin.get_by_test_id("stMain").evaluate("main => main.scrollHeight")
@@ -133,7 +134,8 @@ def main() -> None:
         seed(url)
         port = free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "curate.cli", "review", "serve", "--db", url, "--port", str(port)],
+            [sys.executable, "-m", "curate.cli", "review", "serve", "--db", url, "--port", str(port)]
+            + ["--export-dir", "/srv/review/exports"],  # shown on the Admin page; nothing is written there
             stdout=subprocess.DEVNULL,
         )
         try:
