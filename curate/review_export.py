@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from curate.errors import CurateError
 from curate.io.ingest import Ingested
 from curate.pipeline import BuildResult, build
 from curate.recipe import BuildRecipe, RatingsConfig, SplitConfig, recipe_from_dict
 from curate.review.ratings import DeriveKind
-from curate.review.store import ReviewStore
 from curate.schema import Kind, validate_row
+
+if TYPE_CHECKING:
+    from curate.review.store import ReviewStore
 
 EXPORT_KINDS: tuple[str, ...] = (*get_args(DeriveKind), "rated")
 # One folder of an export name: starts with a letter or digit (so never "..", "~" or hidden), then safe characters.

@@ -11,7 +11,7 @@ import os
 import sys
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import pandas as pd
 import typer
@@ -24,12 +24,14 @@ from rich.text import Text
 from curate.commands.build import print_summary
 from curate.console import console, user_errors
 from curate.errors import CurateError, RowError
+from curate.extras import require
 from curate.io.readers import read_rows
 from curate.recipe import RatingsConfig, SplitConfig
-from curate.review.agreement import krippendorff_alpha, pairwise_spearman
-from curate.review.store import DEFAULT_CLAIM_HOURS, ENV_DB, ReviewItem, ReviewStore, resolve_url
-from curate.review.types import DEFAULT_EXPORT_DIR, ENV_EXPORTS
+from curate.review.types import DEFAULT_CLAIM_HOURS, DEFAULT_EXPORT_DIR, ENV_DB, ENV_EXPORTS, ReviewItem, resolve_url
 from curate.review_export import export_ratings, export_rules
+
+if TYPE_CHECKING:
+    from curate.review.store import ReviewStore
 
 review_app = typer.Typer(
     help="Labelers rate answers 1-10 in a Streamlit app; ratings become SFT, preference and reward datasets.",
@@ -37,6 +39,16 @@ review_app = typer.Typer(
 )
 labeler_app = typer.Typer(help="Add labelers and admins, or list them.", no_args_is_help=True)
 review_app.add_typer(labeler_app, name="labeler")
+
+
+@review_app.callback()
+@user_errors
+def _review() -> None:
+    """Labelers rate answers 1-10 in a Streamlit app; ratings become SFT, preference and reward datasets."""
+    # The store (SQLAlchemy), the app (Streamlit) and agreement (krippendorff, SciPy) are imported only below,
+    # so `curate build` works without them; every `curate review` verb needs them.
+    require("review", "curate review")
+
 
 Db = Annotated[
     Optional[str],
@@ -51,6 +63,8 @@ def open_store(db: str | None) -> ReviewStore:
     The operator's store: whoever runs `curate review` holds the database URL (and could read every
     row with sqlite3/psql), and must set it up before any admin exists; so no acting admin is asked for.
     """
+    from curate.review.store import ReviewStore
+
     return ReviewStore(resolve_url(db), operator=True)
 
 
@@ -94,6 +108,8 @@ def init_command(
 
     Example: curate review init --db sqlite:///review.db --project qa --overlap 2
     """
+    from curate.review.store import ReviewStore
+
     store = ReviewStore(resolve_url(db), operator=True, migrate=True)
     where = escape(store.db.display_url)
     if project is None:
@@ -272,6 +288,8 @@ def export_command(
 @user_errors
 def stats_command(project: ProjectName, db: Db = None) -> None:
     """Progress, pace and bias per labeler, and inter-annotator agreement (the admin page, in the terminal)."""
+    from curate.review.agreement import krippendorff_alpha, pairwise_spearman
+
     store = open_store(db)
     stats = store.reports.labeler_stats(project)
     table = Table("labeler", "done / assigned", "s / rating", "mean", "bias", title=Text(f"project {project}"))

@@ -61,6 +61,25 @@ def _curate(*args: str) -> str:
     return result.stdout
 
 
+def _serve(db: str, port: int) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(
+        [*CURATE, "review", "serve", "--db", db, "--port", str(port), "--host", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_until_healthy(f"http://127.0.0.1:{port}", server)
+    return server
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """`curate review init/import/labeler add` on a fresh SQLite DB, then `curate review serve` on a free port."""
@@ -75,22 +94,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         for name, flags in (("ann", []), ("ben", []), ("cy", []), ("root", ["--admin"]))
     }
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [*CURATE, "review", "serve", "--db", db, "--port", str(port), "--host", "127.0.0.1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = _serve(db, port)
     try:
-        wait_until_healthy(url, server)
-        yield Served(url, db, passwords)
+        yield Served(f"http://127.0.0.1:{port}", db, passwords)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        _stop(server)
 
 
 @pytest.fixture(scope="module")
@@ -237,25 +245,6 @@ def test_labeler_compares_two_answers_and_the_admin_sees_agreement(served: Serve
     expect(admin.get_by_text("Krippendorff's alpha (ordinal)")).to_be_visible()
     expect(admin.get_by_test_id("stMetricValue").nth(2)).to_have_text(f"{alpha:.3f}")
     admin.close()
-
-
-def _serve(db: str, port: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [*CURATE, "review", "serve", "--db", db, "--port", str(port), "--host", "127.0.0.1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_until_healthy(f"http://127.0.0.1:{port}", server)
-    return server
-
-
-def _stop(server: subprocess.Popen[bytes]) -> None:
-    server.terminate()
-    try:
-        server.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
 
 
 def test_a_restarted_server_sends_the_open_tab_to_login_before_anything_is_typed(browser: Any, tmp_path: Path) -> None:
