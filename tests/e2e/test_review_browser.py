@@ -1,6 +1,6 @@
 """The review app in a real headless Chromium, served by `curate review serve` on a DB set up through the CLI:
 a labeler rates three answers with the keyboard, another compares two answers, the admin sees the agreement;
-the rows are then read back from the database."""
+the rows are then read back from the database. A server restarted under an open tab sends it to the login page."""
 
 from __future__ import annotations
 
