@@ -8,6 +8,8 @@ from curate.commands.build import build_command
 from curate.commands.dedupe import dedupe_command
 from curate.commands.lengths import lengths_command
 from curate.commands.review import review_app
+from curate.config import keys_help
+from curate.recipe import BuildRecipe
 
 app = typer.Typer(
     name="curate",
@@ -25,7 +27,7 @@ def _curate() -> None:
 
 
 # Verbs: one line each, defined in curate/commands/<verb>.py.
-app.command("build")(build_command)
+app.command("build", epilog=keys_help(BuildRecipe, "split.seed=3"))(build_command)
 app.add_typer(review_app, name="review")
 app.command("lengths")(lengths_command)
 app.command("dedupe")(dedupe_command)

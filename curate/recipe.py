@@ -1,7 +1,9 @@
-"""`curate build` recipes: a pydantic model, loaded from YAML, overridable from the CLI.
+"""`curate build` recipes: a pydantic model whose fields declare each key once (default + help).
 
-A recipe file opens with a comment giving the command that runs it (see recipes/).
-Unknown keys are errors, so a typo never silently falls back to a default.
+A recipe file opens with a comment giving the command that runs it (see recipes/). It is read
+by curate/config.py's one loader, like the `train` recipes: `KEY=VALUE` arguments and the
+flags of `curate build` set the same dotted keys. Unknown keys are errors, so a typo never
+silently falls back to a default.
 """
 
 from __future__ import annotations
@@ -9,10 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from curate.errors import CurateError
+from curate.config import merge, read_yaml, validate
 from curate.schema import Kind
 
 
@@ -23,8 +24,10 @@ class _Section(BaseModel):
 class NormalizeConfig(_Section):
     """Text cleaning: rows with a required text field shorter than `min_chars` are dropped."""
 
-    min_chars: int = Field(default=1, ge=0)
-    lowercase_match: bool = False  # compare case-insensitively; stored text keeps its case
+    min_chars: int = Field(default=1, ge=0, description="Drop rows with a required text field shorter than this.")
+    lowercase_match: bool = Field(
+        default=False, description="Compare case-insensitively in exact dedupe; stored text keeps its case."
+    )
 
 
 class SemanticDedupeConfig(_Section):
@@ -35,65 +38,101 @@ class SemanticDedupeConfig(_Section):
     per embedder and data: `curate dedupe --sweep 0.80:0.99:0.01` shows what each value drops.
     """
 
-    fields: list[str] | None = None  # text fields embedded (joined); default: the kind's main text
-    threshold: float = Field(default=0.95, ge=-1.0, le=1.0)
-    embedder: str = "all-MiniLM-L6-v2"  # sentence-transformers name or path (offline copy by default)
-    index: Literal["auto", "exact", "ivf", "hnsw"] = "auto"  # auto: exact up to 20k rows, ivf above
-    device: str | None = None  # embedding device: cpu, cuda (default: cuda when available)
-    backend: Literal["auto", "bf16", "onnx", "torch"] = "auto"  # curate/similarity/embed.py; onnx/torch = exact fp32
-    cross_split: Literal["move", "drop", "report", "off"] = "move"  # test rows near a train row
+    fields: list[str] | None = Field(default=None, description="Text fields embedded (joined); null: the kind's text.")
+    threshold: float = Field(
+        default=0.95,
+        ge=-1.0,
+        le=1.0,
+        description="Drop a row this cosine-similar to an earlier kept row; tune it with `curate dedupe --sweep`.",
+    )
+    embedder: str = Field(
+        default="all-MiniLM-L6-v2", description="sentence-transformers name or path (offline copy by default)."
+    )
+    index: Literal["auto", "exact", "ivf", "hnsw"] = Field(
+        default="auto", description="Similarity search; auto: exact up to 20k rows, ivf above."
+    )
+    device: str | None = Field(default=None, description="Embedding device: cpu or cuda; null: cuda when present.")
+    backend: Literal["auto", "bf16", "onnx", "torch"] = Field(
+        default="auto", description="Embedding backend (curate/similarity/embed.py); onnx/torch: exact fp32."
+    )
+    cross_split: Literal["move", "drop", "report", "off"] = Field(
+        default="move", description="Test rows >= threshold similar to a train row: move them to train, drop, ..."
+    )
 
 
 class DedupeConfig(_Section):
     """Exact dedupe on normalized `fields` (default: the kind's content fields); optional semantic dedupe."""
 
-    exact: bool = True
-    fields: list[str] | None = None
-    semantic: SemanticDedupeConfig | None = None
+    exact: bool = Field(default=True, description="Drop exact duplicates after normalization.")
+    fields: list[str] | None = Field(
+        default=None, description="Fields compared by exact dedupe; null: the kind's content fields."
+    )
+    semantic: SemanticDedupeConfig | None = Field(
+        default=None, description="Semantic dedupe, off unless set (setting any of its keys turns it on)."
+    )
 
 
 class SplitConfig(_Section):
     """Seeded split; rows sharing a `group_by` value never straddle train and test."""
 
-    test_size: float = Field(default=0.2, ge=0.0, lt=1.0)
-    seed: int = 42
-    group_by: str | None = None
+    test_size: float = Field(default=0.2, ge=0.0, lt=1.0, description="Share of rows (or groups) in the test split.")
+    seed: int = Field(default=42, description="Seed of the split.")
+    group_by: str | None = Field(default=None, description="Column whose equal values stay in one split.")
 
 
 class RatingsConfig(_Section):
     """Thresholds for `derive` (rules in curate/review/ratings.py): SFT min mean rating, pair min gap, margin scale."""
 
-    min_rating: float = Field(default=7.0, ge=1.0, le=10.0)
-    min_gap: float = Field(default=2.0, ge=0.0, le=9.0)
-    margin_scale: float = Field(default=1.0, ge=0.0)
-    min_ratings: int = Field(default=1, ge=1)
+    min_rating: float = Field(
+        default=7.0, ge=1.0, le=10.0, description="derive sft: keep a prompt's best answer if its mean is >= this."
+    )
+    min_gap: float = Field(
+        default=2.0, ge=0.0, le=9.0, description="derive preference: pair answers whose means differ by >= this."
+    )
+    margin_scale: float = Field(default=1.0, ge=0.0, description="derive preference: margin = rating gap x this.")
+    min_ratings: int = Field(default=1, ge=1, description="Leave out answers rated by fewer labelers than this.")
 
 
 class LengthsConfig(_Section):
     """Token-length analysis of the formatted rows (curate/lengths.py); rows outside [min_tokens, max_tokens] are dropped."""
 
-    tokenizer: str = "smollm2"
-    max_length: int | None = Field(default=None, ge=1)  # cut to report truncation at (default: the recommended one)
-    min_tokens: int | None = Field(default=None, ge=0)
-    max_tokens: int | None = Field(default=None, ge=1)
+    tokenizer: str = Field(default="smollm2", description="Tokenizer counted with: smollm2 (offline), hub id or path.")
+    max_length: int | None = Field(
+        default=None, ge=1, description="Report what this max_length truncates; null: the recommended one."
+    )
+    min_tokens: int | None = Field(default=None, ge=0, description="Drop formatted rows with fewer tokens.")
+    max_tokens: int | None = Field(default=None, ge=1, description="Drop formatted rows with more tokens.")
 
 
 class BuildRecipe(_Section):
     """Everything `curate build` needs; the same recipe and inputs give byte-identical data files."""
 
-    name: str | None = None
-    inputs: list[str] = Field(default_factory=list)
-    out: str | None = None
-    kind: Kind | None = None
-    map: dict[str, str] = Field(default_factory=dict)
-    ignore: list[str] = Field(default_factory=list)
-    skip_invalid: bool = False
-    system_prompt: str | None = None
+    name: str | None = Field(default=None, description="Export name; null: the out directory's name.")
+    inputs: list[str] = Field(
+        default_factory=list,
+        description="JSONL, CSV, Parquet files or directories, saved HF datasets, hf:NAME[:split].",
+    )
+    out: str | None = Field(default=None, description="Export directory to write (replaced atomically).")
+    kind: Kind | None = Field(default=None, description="Record kind; null: detected from the columns.")
+    map: dict[str, str] = Field(
+        default_factory=dict, description="Rename input columns, {old: new} (flag: --map OLD=NEW, repeatable)."
+    )
+    ignore: list[str] = Field(default_factory=list, description="Input columns dropped before validation.")
+    skip_invalid: bool = Field(
+        default=False, description="Drop bad rows and list them in invalid_rows.jsonl; false: stop at the first."
+    )
+    system_prompt: str | None = Field(default=None, description="System prompt for instruction rows that have none.")
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     dedupe: DedupeConfig = Field(default_factory=DedupeConfig)
-    template: str | None = None
-    # None: prompt-completion with a template; instruction rows without one become messages (curate/steps/template.py)
-    format: Literal["prompt-completion", "messages", "text"] | None = None
+    template: str | None = Field(
+        default=None,
+        description="Prompt template: chat-template:<tokenizer> (its own), latex, alpaca, llama2, chatml, or a Jinja2 file.",
+    )
+    format: Literal["prompt-completion", "messages", "text"] | None = Field(
+        default=None,
+        description="TRL dataset format of the export; null: prompt-completion with a template, instruction rows "
+        "without one become messages (curate/steps/template.py).",
+    )
     default_system_prompt: bool = Field(
         default=False,
         description="Let a chat template add its own default system prompt to rows without one (SmolLM2's "
@@ -104,9 +143,13 @@ class BuildRecipe(_Section):
         description="Refuse, instead of warning, when the template writes special tokens the lengths tokenizer lacks.",
     )
     split: SplitConfig = Field(default_factory=SplitConfig)
-    derive: Literal["sft", "preference", "reward"] | None = None  # rated input -> this dataset
+    derive: Literal["sft", "preference", "reward"] | None = Field(
+        default=None, description="From rated rows, export: the best answer per prompt, pairs, or every answer."
+    )
     ratings: RatingsConfig = Field(default_factory=RatingsConfig)
-    lengths: LengthsConfig | None = None  # token-length analysis after the template step
+    lengths: LengthsConfig | None = Field(
+        default=None, description="Token-length analysis after the template step, off unless set."
+    )
 
     @property
     def export_name(self) -> str:
@@ -115,40 +158,14 @@ class BuildRecipe(_Section):
 
 def load_recipe(path: str | Path) -> BuildRecipe:
     """Read and validate a YAML recipe; errors name the file and the key."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise CurateError(f"{path}: cannot read the recipe ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise CurateError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(raw, dict):
-        raise CurateError(f"{path}: a recipe is a mapping of keys to values")
-    return recipe_from_dict(raw, str(path))
+    return recipe_from_dict(read_yaml(path), str(path))
 
 
 def recipe_from_dict(raw: dict[str, Any], origin: str = "recipe") -> BuildRecipe:
     """Validate a recipe given as a dict (from YAML or the CLI)."""
-    try:
-        return BuildRecipe.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-        raise CurateError(f"{origin}: '{key}': {message}") from None
+    return validate(BuildRecipe, raw, origin)
 
 
 def apply_overrides(recipe: BuildRecipe, overrides: dict[str, Any]) -> BuildRecipe:
-    """Return a copy with dotted keys (`split.seed`) replaced; None values are ignored."""
-    data = recipe.model_dump()
-    for dotted, value in overrides.items():
-        if value is None:
-            continue
-        node = data
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            if node.get(part) is None:  # setting a key of an absent optional section (e.g. lengths) enables it
-                node[part] = {}
-            node = node[part]
-        node[leaf] = value
-    return recipe_from_dict(data, "command line")
+    """Return a copy with dotted keys (`split.seed`) set; None values are left out (not given)."""
+    return recipe_from_dict(merge(recipe.model_dump(), overrides), "command line")

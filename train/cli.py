@@ -6,9 +6,11 @@ import warnings
 
 import typer
 
+from curate.config import keys_help
+from train.config import SFTRecipe
 from train.generate import generate_command
 from train.merge import merge_command
-from train.reward import reward_command
+from train.reward import RewardRecipe, reward_command
 from train.score import score_command
 from train.sft import sft_command
 
@@ -29,11 +31,11 @@ def _train() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
 
 
-# Verbs: one line each.
-app.command("sft")(sft_command)
+# Verbs: one line each; a verb with a recipe lists every key of it at the end of its --help.
+app.command("sft", epilog=keys_help(SFTRecipe))(sft_command)
 app.command("merge")(merge_command)
 app.command("generate")(generate_command)
-app.command("reward")(reward_command)
+app.command("reward", epilog=keys_help(RewardRecipe, "reward.use_margin=false"))(reward_command)
 app.command("score")(score_command)
 
 

@@ -1,21 +1,23 @@
-"""Training recipes: pydantic models per verb, loaded from YAML, overridden torchtune-style.
+"""Training recipes: pydantic models per verb, each key declared once with its default and its help.
 
 A recipe groups its keys under plain headings (model, lora, tokenizer, dataset, training,
-memory, logging, generation). `train sft --config recipes/latex-sft.yaml training.epochs=3`
-loads the file, applies each `key=value` (values parsed as YAML), then the command's flags,
-and validates the result: an unknown key is an error, never a silently ignored typo.
+memory, logging, generation; a verb adds its own section, e.g. `reward`).
+`train sft --config recipes/latex-sft.yaml training.epochs=3` loads the file, applies each
+`key=value` (values parsed as YAML), then the command's flags, and validates the result with
+curate/config.py's one loader: an unknown key is an error, never a silently ignored typo.
+Flags, `KEY=VALUE` and the keys listed by `--help` all derive from these fields.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from curate.config import load_recipe as load_recipe  # the one loader, re-exported for the verbs
+from curate.config import parse_overrides as parse_overrides
 from curate.console import console
-from curate.errors import CurateError
 
 
 class _Section(BaseModel):
@@ -25,49 +27,65 @@ class _Section(BaseModel):
 class ModelSection(_Section):
     """Which base model: a hub id, a local directory, a `.gguf` file, or an offline alias (`smollm2`)."""
 
-    name: str | None = None
-    dtype: Literal["auto", "bf16", "fp16", "fp32"] = (
-        "auto"  # auto: bf16 on GPUs with capability >= 8, else fp16; fp32 on CPU
+    name: str | None = Field(
+        default=None, description="Hub id, local directory, .gguf file, or 'smollm2' (SmolLM2-135M-Instruct, offline)."
     )
-    trust_remote_code: bool = False
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        default="auto",
+        description="Weights dtype; auto: bf16 on GPUs of compute capability >= 8, fp16 below, fp32 on CPU.",
+    )
+    trust_remote_code: bool = Field(default=False, description="Run the model repository's own code.")
 
 
 class LoraSection(_Section):
-    """LoRA adapter (PEFT). `enabled: false` trains every weight (full fine-tune)."""
+    """LoRA adapter (PEFT); `enabled: false` trains every weight (full fine-tune)."""
 
-    enabled: bool = True
-    r: int = Field(default=16, ge=1)
-    alpha: int = Field(default=32, ge=1)
-    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
-    target_modules: str | list[str] = "all-linear"
-    bias: Literal["none", "all", "lora_only"] = "none"
-    modules_to_save: list[str] | None = None
+    enabled: bool = Field(default=True, description="Train a LoRA adapter; false: a full fine-tune.")
+    r: int = Field(default=16, ge=1, description="LoRA rank.")
+    alpha: int = Field(default=32, ge=1, description="LoRA alpha (the update is scaled by alpha / r).")
+    dropout: float = Field(default=0.05, ge=0.0, lt=1.0, description="LoRA dropout.")
+    target_modules: str | list[str] = Field(
+        default="all-linear", description="Modules that get an adapter: all-linear, or a list of names."
+    )
+    bias: Literal["none", "all", "lora_only"] = Field(default="none", description="Which biases train.")
+    modules_to_save: list[str] | None = Field(
+        default=None, description="Modules trained in full and saved with the adapter (e.g. a new head)."
+    )
 
 
 class TokenizerSection(_Section):
     """Tokenizer handling; a missing pad token becomes the eos token."""
 
-    padding_side: Literal["right", "left"] = "right"
-    pad_token: str | None = None  # None: the tokenizer's own, eos when it has none; "eos": always eos
-    max_length: int | None = Field(default=None, ge=1)  # None: the export's recommended max_length, else 1024
+    padding_side: Literal["right", "left"] = Field(default="right", description="Side padding goes on.")
+    pad_token: str | None = Field(
+        default=None, description="Pad token; null: the tokenizer's own, else eos; 'eos': always eos."
+    )
+    max_length: int | None = Field(
+        default=None,
+        ge=1,
+        description="Max tokens per example; null: the export's recommended max_length, else 1024. "
+        "`train reward` leaves out pairs with a longer side.",
+    )
 
 
 class DatasetSection(_Section):
     """The training data: an export directory, a saved HF dataset, or a hub dataset id."""
 
-    path: str | None = None
-    packing: bool = False
+    path: str | None = Field(default=None, description="Export directory, saved HF dataset or hub dataset id.")
+    packing: bool = Field(default=False, description="Pack examples into max_length blocks.")
     completion_only_loss: bool | None = Field(
-        default=None, description="Loss on the completion only (prompt/completion rows); None: on. text rows: all."
+        default=None,
+        description="Loss only on what the model writes (the completion of prompt/completion rows); null: on; "
+        "text rows: every token. The flag --completion-only-loss/--full-loss sets assistant_only_loss too.",
     )
     assistant_only_loss: bool | None = Field(
         default=None,
-        description="Loss on the assistant turns only (conversations, TRL's assistant_only_loss); None: on.",
+        description="Loss on the assistant turns only (conversations, TRL's assistant_only_loss); null: on.",
     )
     default_system_prompt: bool | None = Field(
         default=None,
         description="Let the chat template add its own default system prompt to conversations without one; "
-        "None: as the export was built (curate build --default-system-prompt), else no.",
+        "null: as the export was built (curate build --default-system-prompt), else no.",
     )
     strict_template: bool = Field(
         default=False, description="Refuse, instead of warning, a template whose special tokens the model lacks."
@@ -77,52 +95,58 @@ class DatasetSection(_Section):
 class TrainingSection(_Section):
     """Optimisation and evaluation (names follow transformers' TrainingArguments)."""
 
-    epochs: float = Field(default=3.0, gt=0)
-    max_steps: int = -1  # > 0 overrides epochs
-    learning_rate: float = Field(default=2e-4, gt=0)
-    lr_scheduler: str = "linear"
-    warmup_ratio: float = Field(default=0.0, ge=0.0, lt=1.0)
-    warmup_steps: int = Field(default=0, ge=0)
-    batch_size: int = Field(default=8, ge=1)
-    eval_batch_size: int | None = Field(default=None, ge=1)
-    gradient_accumulation_steps: int = Field(default=1, ge=1)
-    optim: str = "adamw_torch"
-    weight_decay: float = Field(default=0.0, ge=0.0)
-    max_grad_norm: float = Field(default=1.0, ge=0.0)
-    group_by_length: bool = False
-    seed: int = 42
-    eval_each_epoch: bool = True  # eval on the test split after every epoch (when the data has one)
-    save_each_epoch: bool = True
-    keep_best: bool = True  # reload the checkpoint with the lowest eval loss at the end
-    save_total_limit: int | None = Field(default=2, ge=1)
+    epochs: float = Field(default=3.0, gt=0, description="Training epochs.")
+    max_steps: int = Field(default=-1, description="Stop after this many optimizer steps; > 0 overrides epochs.")
+    learning_rate: float = Field(default=2e-4, gt=0, description="Peak learning rate.")
+    lr_scheduler: str = Field(default="linear", description="LR schedule: linear, cosine, constant, ...")
+    warmup_ratio: float = Field(default=0.0, ge=0.0, lt=1.0, description="Share of the steps spent warming up.")
+    warmup_steps: int = Field(default=0, ge=0, description="Warmup steps; > 0 overrides warmup_ratio.")
+    batch_size: int = Field(
+        default=8, ge=1, description="Per-device train batch size (`train reward`: pairs, 2 sequences each)."
+    )
+    eval_batch_size: int | None = Field(default=None, ge=1, description="Per-device eval batch size; null: batch_size.")
+    gradient_accumulation_steps: int = Field(default=1, ge=1, description="Batches per optimizer step.")
+    optim: str = Field(default="adamw_torch", description="Optimizer (transformers' names, e.g. paged_adamw_32bit).")
+    weight_decay: float = Field(default=0.0, ge=0.0, description="Weight decay.")
+    max_grad_norm: float = Field(default=1.0, ge=0.0, description="Gradient clipping norm.")
+    group_by_length: bool = Field(default=False, description="Batch examples of similar length together.")
+    seed: int = Field(default=42, description="Random seed.")
+    eval_each_epoch: bool = Field(default=True, description="Evaluate on the test split after every epoch.")
+    save_each_epoch: bool = Field(default=True, description="Save a checkpoint after every epoch.")
+    keep_best: bool = Field(default=True, description="Reload the checkpoint with the lowest eval loss at the end.")
+    save_total_limit: int | None = Field(default=2, ge=1, description="Checkpoints kept on disk; null: all.")
 
 
 class MemorySection(_Section):
     """Memory savers: bitsandbytes quantization (QLoRA) and gradient checkpointing."""
 
-    quantize: Literal["none", "4bit", "8bit"] = "none"
-    quant_type: Literal["nf4", "fp4"] = "nf4"
-    double_quant: bool = False
-    compute_dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
-    gradient_checkpointing: bool = True
+    quantize: Literal["none", "4bit", "8bit"] = Field(
+        default="none", description="Load the base quantized by bitsandbytes (QLoRA); 4bit/8bit need a CUDA GPU."
+    )
+    quant_type: Literal["nf4", "fp4"] = Field(default="nf4", description="4-bit data type.")
+    double_quant: bool = Field(default=False, description="Quantize the quantization constants too.")
+    compute_dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        default="auto", description="Compute dtype of a quantized model (auto as model.dtype)."
+    )
+    gradient_checkpointing: bool = Field(default=True, description="Trade compute for memory.")
 
 
 class LoggingSection(_Section):
     """Where the run goes and who watches it."""
 
-    output_dir: str | None = None  # default: runs/<data name>-<verb>
-    report_to: Literal["none", "wandb", "tensorboard"] = "none"
-    logging_steps: int = Field(default=5, ge=1)
-    push_to_hub: bool = False
-    hub_model_id: str | None = None
+    output_dir: str | None = Field(default=None, description="Run directory; null: runs/<data name>-<verb>.")
+    report_to: Literal["none", "wandb", "tensorboard"] = Field(default="none", description="Experiment tracking.")
+    logging_steps: int = Field(default=5, ge=1, description="Log the training loss every this many steps.")
+    push_to_hub: bool = Field(default=False, description="Push the adapter (or model) to the Hub at the end.")
+    hub_model_id: str | None = Field(default=None, description="Hub repository to push to.")
 
 
 class GenerationSection(_Section):
     """Decoding for `train generate` and the sample generations in the run card."""
 
-    num_beams: int = Field(default=1, ge=1)
-    max_new_tokens: int = Field(default=64, ge=1)
-    samples: int = Field(default=3, ge=0)  # test prompts generated into the run card
+    num_beams: int = Field(default=1, ge=1, description="Beam search width (1: greedy).")
+    max_new_tokens: int = Field(default=64, ge=1, description="Most tokens generated per answer.")
+    samples: int = Field(default=3, ge=0, description="Test prompts answered into the run card.")
 
 
 class BaseRecipe(_Section):
@@ -141,59 +165,6 @@ class SFTRecipe(BaseRecipe):
     """`train sft`: supervised fine-tuning with TRL's SFTTrainer."""
 
     generation: GenerationSection = Field(default_factory=GenerationSection)
-
-
-R = TypeVar("R", bound=BaseRecipe)
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """`training.epochs=3 lora.r=8` as {dotted key: YAML-parsed value}."""
-    overrides: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key or key.startswith("-"):
-            raise CurateError(f"overrides are KEY=VALUE (e.g. training.epochs=3), got '{pair}'")
-        try:
-            overrides[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            overrides[key.strip()] = value
-    return overrides
-
-
-def load_recipe(cls: type[R], path: str | Path | None, *layers: dict[str, Any]) -> R:
-    """Validate a recipe: the YAML file (if any), then each layer of dotted overrides (None = unset)."""
-    data: dict[str, Any] = {}
-    origin = "command line"
-    if path is not None:
-        origin = str(path)
-        try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except OSError as exc:
-            raise CurateError(f"{path}: cannot read the recipe ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            raise CurateError(f"{path}: not valid YAML ({exc})") from None
-        if not isinstance(raw, dict):
-            raise CurateError(f"{path}: a recipe is a mapping of sections to keys")
-        data = raw
-    for layer in layers:
-        for dotted, value in layer.items():
-            if value is None:
-                continue
-            node = data
-            *parents, leaf = dotted.split(".")
-            for part in parents:
-                child = node.setdefault(part, {})
-                if not isinstance(child, dict):
-                    raise CurateError(f"{origin}: '{dotted}': '{part}' is not a section")
-                node = child
-            node[leaf] = value
-    try:
-        return cls.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-        raise CurateError(f"{origin}: '{key}': {message}") from None
 
 
 def print_recipe(recipe: BaseRecipe, title: str) -> None:

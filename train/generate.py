@@ -95,7 +95,8 @@ def generate_command(
 
     \b
     Example:
-      train generate runs/latex-sft --prompt "g of x equals integral from 0 to 1 of x squared" --num-beams 2 --max-new-tokens 24
+      train generate runs/latex-sft --num-beams 2 --max-new-tokens 24 \\
+          --prompt "g of x equals integral from 0 to 1 of x squared"
     """
     if dtype not in ("auto", "bf16", "fp16", "fp32"):
         raise CurateError(f"--dtype {dtype}: use auto, bf16, fp16 or fp32")

@@ -16,16 +16,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Any
 
-import typer
 from pydantic import Field
 
+from curate.config import Flag, FlagValues, with_flags
 from curate.console import user_errors
 from curate.errors import CurateError
 from curate.render import Renderer
 from train import options
-from train.config import BaseRecipe, _Section
+from train.config import BaseRecipe, _Section, load_recipe, parse_overrides
 from train.formatting import renderer_for, reward_dataset
 from train.progress import announce
 from train.run import (
@@ -43,10 +43,16 @@ from train.score import reward_scores
 class RewardSection(_Section):
     """Reward-model loss and evaluation."""
 
-    use_margin: bool = True  # subtract the export's `margin` column inside the sigmoid
-    center_rewards_coefficient: float | None = Field(default=None, ge=0.0)  # e.g. 0.01 (Eisenstein et al. 2023)
-    chat_template: bool = True  # render untemplated prompt/answer strings with the tokenizer's chat template
-    score_batch_size: int = Field(default=16, ge=1)  # batch size when scoring the test split for metrics
+    use_margin: bool = Field(default=True, description="Subtract the export's `margin` column inside the sigmoid.")
+    center_rewards_coefficient: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="Add c * mean((r_chosen + r_rejected)^2), pulling rewards toward 0 (e.g. 0.01; Eisenstein et al. 2023).",
+    )
+    chat_template: bool = Field(
+        default=True, description="Give untemplated prompt/answer strings as chat turns (the tokenizer's template)."
+    )
+    score_batch_size: int = Field(default=16, ge=1, description="Batch size when scoring the test split for metrics.")
 
 
 class RewardRecipe(BaseRecipe):
@@ -248,97 +254,39 @@ def train_reward(
 
 
 @user_errors
+@with_flags(
+    RewardRecipe,
+    (
+        *options.TRAIN_FLAGS,
+        Flag("dataset.strict_template", "--strict/--no-strict"),
+        Flag("lora.enabled", "--lora/--full"),
+        Flag("reward.use_margin", "--margin/--no-margin"),
+        Flag("reward.center_rewards_coefficient", "--center-rewards"),
+    ),
+)
 def reward_command(
-    overrides: Annotated[
-        Optional[list[str]],
-        typer.Argument(
-            help="Recipe overrides KEY=VALUE, e.g. training.epochs=3 reward.use_margin=false.", show_default=False
-        ),
-    ] = None,
-    data: Annotated[
-        Optional[str], typer.Option("--data", "-d", help="Preference export (prompt, chosen, rejected[, margin]).")
-    ] = None,
-    model: options.Model = None,
-    config: Annotated[
-        Optional[Path], typer.Option("--config", "-c", help="Recipe YAML (see recipes/qa-reward.yaml).")
-    ] = None,
-    out: Annotated[
-        Optional[Path], typer.Option("--out", "-o", help="Run directory (default runs/<data>-reward).")
-    ] = None,
-    epochs: options.Epochs = None,
-    max_steps: options.MaxSteps = None,
-    lr: options.Lr = None,
-    batch_size: Annotated[
-        Optional[int], typer.Option(help="Pairs per device batch (each pair is 2 sequences).")
-    ] = None,
-    grad_accum: options.GradAccum = None,
-    max_length: Annotated[
-        Optional[int], typer.Option(help="Pairs with a longer chosen or rejected sequence are left out (TRL).")
-    ] = None,
-    margin: Annotated[
-        Optional[bool], typer.Option("--margin/--no-margin", help="Use the export's margin column in the loss.")
-    ] = None,
-    center_rewards: Annotated[
-        Optional[float], typer.Option(help="center_rewards_coefficient: pull rewards toward mean 0 (e.g. 0.01).")
-    ] = None,
-    lora: Annotated[Optional[bool], typer.Option("--lora/--full", help="LoRA adapter, or train every weight.")] = None,
-    quantize: options.Quantize = None,
-    lora_r: options.LoraR = None,
-    lora_alpha: options.LoraAlpha = None,
-    lora_dropout: options.LoraDropout = None,
-    gradient_checkpointing: options.GradientCheckpointing = None,
-    seed: options.Seed = None,
-    report_to: options.ReportTo = None,
-    strict: Annotated[
-        Optional[bool], typer.Option("--strict", help="Refuse a template whose special tokens the model lacks.")
-    ] = None,
-    inspect: Annotated[
-        int, typer.Option(min=0, help="Print the first N pairs as the trainer receives them (tokens, counts); exit.")
-    ] = 0,
+    overrides: options.Overrides = None,
+    config: options.Config = None,
+    flags: FlagValues = None,
+    inspect: options.Inspect = 0,
     resume: options.Resume = False,
     overwrite: options.Overwrite = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No recipe print-out or progress bars.")] = False,
+    quiet: options.Quiet = False,
 ) -> None:
     """Train a reward model on preference pairs with TRL's RewardTrainer (LoRA or full).
 
     Loss: -log σ(r_chosen − r_rejected − margin), the margin taken from the export's rating gap.
-
-    Reports test pairwise accuracy and Spearman correlation with mean human ratings.
-
-    Writes the adapter (with its score head), tokenizer and run_card.json (with the export's content hash).
+    Reports test pairwise accuracy and Spearman correlation with mean human ratings. Writes the
+    adapter (with its score head), tokenizer and run_card.json (with the export's content hash).
 
     \b
     Examples:
       train reward --config recipes/qa-reward.yaml
-      train reward --config recipes/qa-reward.yaml training.epochs=1 reward.center_rewards_coefficient=0.01
+      train reward --config recipes/qa-reward.yaml --center-rewards 0.01
       train reward --data out/qa-pairs --model smollm2 --no-margin
       train reward --config recipes/qa-reward.yaml --inspect 2
     """
-    from train.config import load_recipe, parse_overrides
-
-    flags: dict[str, Any] = {
-        "dataset.path": data,
-        "model.name": model,
-        "logging.output_dir": str(out) if out else None,
-        "training.epochs": epochs,
-        "training.max_steps": max_steps,
-        "training.learning_rate": lr,
-        "training.batch_size": batch_size,
-        "training.gradient_accumulation_steps": grad_accum,
-        "training.seed": seed,
-        "tokenizer.max_length": max_length,
-        "reward.use_margin": margin,
-        "reward.center_rewards_coefficient": center_rewards,
-        "lora.enabled": lora,
-        "memory.quantize": quantize,
-        "memory.gradient_checkpointing": gradient_checkpointing,
-        "lora.r": lora_r,
-        "lora.alpha": lora_alpha,
-        "lora.dropout": lora_dropout,
-        "logging.report_to": report_to,
-        "dataset.strict_template": strict,
-    }
-    recipe = load_recipe(RewardRecipe, config, parse_overrides(overrides or []), flags)
+    recipe = load_recipe(RewardRecipe, config, parse_overrides(overrides or []), flags or {})
     announce(recipe, f"train reward · {config or 'command line'}", quiet)
     run = train_reward(recipe, resume=resume, overwrite=overwrite, quiet=quiet, inspect=inspect)
     if run is not None and not quiet:

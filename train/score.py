@@ -202,7 +202,8 @@ def score_command(
 
     \b
     Example:
-      train score runs/qa-reward --data data/qa/ratings.jsonl --out out/qa-ratings-scored.jsonl
+      train score runs/qa-reward --data data/qa/ratings.jsonl \\
+          --out out/qa-ratings-scored.jsonl
     """
     out = out or data.with_name(f"{data.stem}.scored{data.suffix}")
     if out.suffix != data.suffix:

@@ -9,10 +9,9 @@ progress, timing, memory, run card, resume) is in train/run.py; this module keep
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Any
 
-import typer
-
+from curate.config import FlagValues, with_flags
 from curate.console import console, user_errors
 from curate.errors import CurateError
 from curate.render import Example, Renderer
@@ -148,67 +147,20 @@ def sample_generations(model: Any, tokenizer: Any, data: TrainData, recipe: SFTR
 
 
 @user_errors
+@with_flags(SFTRecipe, (*options.TRAIN_FLAGS, *options.FORMAT_FLAGS))
 def sft_command(
-    overrides: Annotated[
-        Optional[list[str]],
-        typer.Argument(help="Recipe overrides KEY=VALUE, e.g. training.epochs=3 lora.r=8.", show_default=False),
-    ] = None,
-    data: Annotated[
-        Optional[str], typer.Option("--data", "-d", help="Export directory, saved HF dataset or hub dataset id.")
-    ] = None,
-    model: options.Model = None,
-    config: Annotated[
-        Optional[Path], typer.Option("--config", "-c", help="Recipe YAML (see recipes/*-sft.yaml).")
-    ] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default runs/<data>-sft).")] = None,
-    epochs: options.Epochs = None,
-    max_steps: options.MaxSteps = None,
-    lr: options.Lr = None,
-    scheduler: Annotated[Optional[str], typer.Option(help="LR schedule: linear | cosine | constant | ...")] = None,
-    warmup_ratio: Annotated[Optional[float], typer.Option(help="Fraction of steps spent warming up.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Per-device train batch size.")] = None,
-    grad_accum: options.GradAccum = None,
-    max_length: Annotated[
-        Optional[int], typer.Option(help="Max tokens per example (default: the export's recommended max_length).")
-    ] = None,
-    packing: Annotated[
-        Optional[bool], typer.Option("--packing/--no-packing", help="Pack examples into max_length blocks.")
-    ] = None,
-    completion_only_loss: Annotated[
-        Optional[bool],
-        typer.Option(
-            "--completion-only-loss/--full-loss",
-            help="Loss only on what the model writes: completions, and the assistant turns of conversations "
-            "(default on); --full-loss trains on every token.",
-        ),
-    ] = None,
-    strict: Annotated[
-        Optional[bool], typer.Option("--strict", help="Refuse a template whose special tokens the model lacks.")
-    ] = None,
-    inspect: Annotated[
-        int,
-        typer.Option(
-            min=0, help="Print the first N examples as the trainer receives them (tokens, loss mask, counts); exit."
-        ),
-    ] = 0,
-    quantize: options.Quantize = None,
-    lora_r: options.LoraR = None,
-    lora_alpha: options.LoraAlpha = None,
-    lora_dropout: options.LoraDropout = None,
-    gradient_checkpointing: options.GradientCheckpointing = None,
-    seed: options.Seed = None,
-    report_to: options.ReportTo = None,
-    push_to_hub: Annotated[
-        Optional[bool], typer.Option("--push-to-hub", help="Push the adapter to the Hub at the end.")
-    ] = None,
+    overrides: options.Overrides = None,
+    config: options.Config = None,
+    flags: FlagValues = None,
+    inspect: options.Inspect = 0,
     resume: options.Resume = False,
     overwrite: options.Overwrite = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No recipe print-out or progress bars.")] = False,
+    quiet: options.Quiet = False,
 ) -> None:
     """Supervised fine-tuning (LoRA / QLoRA) of a causal LM on an export, with TRL's SFTTrainer.
 
-    Evaluates and saves each epoch, keeps the best checkpoint by eval loss, then writes the adapter,
-    tokenizer and run_card.json (with the export's content hash and sample generations).
+    Evaluates and saves each epoch, keeps the best checkpoint by eval loss, then writes the
+    adapter, tokenizer and run_card.json (with the export's content hash and sample generations).
 
     \b
     Examples:
@@ -217,32 +169,7 @@ def sft_command(
       train sft --data out/latex --model smollm2 --epochs 3 --lr 2e-4
       train sft --config recipes/latex-sft.yaml --inspect 3
     """
-    flags: dict[str, Any] = {
-        "dataset.path": data,
-        "model.name": model,
-        "logging.output_dir": str(out) if out else None,
-        "training.epochs": epochs,
-        "training.max_steps": max_steps,
-        "training.learning_rate": lr,
-        "training.lr_scheduler": scheduler,
-        "training.warmup_ratio": warmup_ratio,
-        "training.batch_size": batch_size,
-        "training.gradient_accumulation_steps": grad_accum,
-        "training.seed": seed,
-        "tokenizer.max_length": max_length,
-        "dataset.packing": packing,
-        "dataset.completion_only_loss": completion_only_loss,
-        "dataset.assistant_only_loss": completion_only_loss,
-        "dataset.strict_template": strict,
-        "memory.quantize": quantize,
-        "memory.gradient_checkpointing": gradient_checkpointing,
-        "lora.r": lora_r,
-        "lora.alpha": lora_alpha,
-        "lora.dropout": lora_dropout,
-        "logging.report_to": report_to,
-        "logging.push_to_hub": push_to_hub,
-    }
-    recipe = load_recipe(SFTRecipe, config, parse_overrides(overrides or []), flags)
+    recipe = load_recipe(SFTRecipe, config, parse_overrides(overrides or []), flags or {})
     announce(recipe, f"train sft · {config or 'command line'}", quiet)
     run_dir = run_sft(recipe, resume=resume, overwrite=overwrite, quiet=quiet, inspect=inspect)
     if run_dir is not None and not quiet:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from curate.config import NULL, Flag, FlagValues, load_recipe, parse_overrides, split_overrides, with_flags
 from curate.console import console, err_console, user_errors
 from curate.errors import CurateError
 from curate.pipeline import BuildResult, Built, build, run_build
-from curate.recipe import BuildRecipe, apply_overrides, load_recipe
+from curate.recipe import BuildRecipe
 from curate.schema import Kind
 
 
@@ -82,138 +82,47 @@ def inspect_build(built: Built, recipe: BuildRecipe, limit: int) -> None:
     inspect_splits(console, built.splits, renderer, info.kind is Kind.preference, max_length, limit, title)
 
 
+# The everyday keys as flags (type, help and default from the BuildRecipe field); every other
+# key is a KEY=VALUE argument (e.g. ratings.min_gap=3), listed at the end of `curate build --help`.
+BUILD_FLAGS = (
+    Flag("out", "--out", "-o"),
+    Flag("kind"),
+    Flag("map", "--map", convert=parse_map, cli_type=list[str], metavar="OLD=NEW"),
+    Flag("ignore"),
+    Flag("skip_invalid", "--skip-invalid/--stop-on-invalid"),
+    Flag("template"),
+    Flag("format"),
+    Flag("system_prompt", "--system"),
+    Flag("default_system_prompt"),
+    Flag("strict"),
+    Flag("split.test_size"),
+    Flag("split.seed"),
+    Flag("split.group_by"),
+    Flag("derive"),
+    Flag("lengths.tokenizer"),
+    Flag("dedupe.semantic.threshold"),
+    # After --threshold, so --no-semantic-dedupe wins over a threshold given with it.
+    Flag(
+        "dedupe.semantic",
+        "--semantic-dedupe/--no-semantic-dedupe",
+        convert=lambda on: {} if on else NULL,
+        cli_type=bool,
+    ),
+)
+
+
 @user_errors
+@with_flags(BuildRecipe, BUILD_FLAGS)
 def build_command(
     inputs: Annotated[
         list[str],
         typer.Argument(
-            help="A recipe (.yaml), or input files/directories: JSONL, CSV, Parquet, saved HF datasets, hf:NAME[:split]."
+            help="A recipe (.yaml), or input files/directories (JSONL, CSV, Parquet, saved HF datasets, "
+            "hf:NAME[:split]); then any KEY=VALUE recipe keys (listed below).",
+            show_default=False,
         ),
     ],
-    out: Annotated[
-        Optional[Path], typer.Option("--out", "-o", help="Export directory to write (replaced atomically).")
-    ] = None,
-    kind: Annotated[Optional[Kind], typer.Option(help="Record kind; default: detected from the columns.")] = None,
-    map_: Annotated[
-        list[str], typer.Option("--map", help="Rename a column, OLD=NEW (repeatable), e.g. --map question=prompt.")
-    ] = [],  # noqa: B006
-    ignore: Annotated[list[str], typer.Option(help="Drop an input column before validation (repeatable).")] = [],  # noqa: B006
-    skip_invalid: Annotated[
-        Optional[bool],
-        typer.Option(
-            "--skip-invalid/--stop-on-invalid",
-            help="Drop bad rows and list them in invalid_rows.jsonl (default: stop at the first).",
-        ),
-    ] = None,
-    min_chars: Annotated[
-        Optional[int], typer.Option(help="Drop rows with a required text field shorter than this (default 1).")
-    ] = None,
-    lowercase_match: Annotated[
-        Optional[bool],
-        typer.Option(
-            "--lowercase-match/--case-sensitive-match",
-            help="Compare case-insensitively in exact dedupe; stored text keeps its case.",
-        ),
-    ] = None,
-    exact_dedupe: Annotated[
-        Optional[bool],
-        typer.Option(
-            "--exact-dedupe/--no-exact-dedupe", help="Drop exact duplicates after normalization (default on)."
-        ),
-    ] = None,
-    dedupe_on: Annotated[
-        list[str],
-        typer.Option(help="Fields compared by exact dedupe (repeatable; default: the kind's content fields)."),
-    ] = [],  # noqa: B006
-    template: Annotated[
-        Optional[str],
-        typer.Option(help="latex | alpaca | llama2 | chatml | chat-template:<tokenizer> | path to a Jinja2 file."),
-    ] = None,
-    format_: Annotated[
-        Optional[str], typer.Option("--format", help="prompt-completion | messages | text (TRL dataset formats).")
-    ] = None,
-    system_prompt: Annotated[
-        Optional[str], typer.Option("--system", help="System prompt for instruction rows that have none.")
-    ] = None,
-    default_system_prompt: Annotated[
-        Optional[bool],
-        typer.Option(
-            "--default-system-prompt/--no-default-system-prompt",
-            help="Let a chat template add its own default system prompt to rows without one (default: no, "
-            "an empty system turn instead).",
-        ),
-    ] = None,
-    strict: Annotated[
-        Optional[bool],
-        typer.Option("--strict", help="Refuse a template whose special tokens the target tokenizer lacks."),
-    ] = None,
-    test_size: Annotated[
-        Optional[float], typer.Option(help="Fraction of rows (or groups) in the test split (default 0.2).")
-    ] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the split (default 42).")] = None,
-    group_by: Annotated[Optional[str], typer.Option(help="Column whose equal values stay in one split.")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Export name (default: the --out directory's name).")] = None,
-    derive: Annotated[
-        Optional[str],
-        typer.Option(help="From rated rows, export: sft (best answer per prompt) | preference (pairs) | reward."),
-    ] = None,
-    min_rating: Annotated[
-        Optional[float], typer.Option(help="--derive sft: keep a prompt's best answer if its mean is >= this (7).")
-    ] = None,
-    min_gap: Annotated[
-        Optional[float], typer.Option(help="--derive preference: pair answers whose means differ by >= this (2).")
-    ] = None,
-    margin_scale: Annotated[
-        Optional[float], typer.Option(help="--derive preference: margin = rating gap x this (1.0).")
-    ] = None,
-    min_ratings: Annotated[
-        Optional[int], typer.Option(help="--derive: leave out answers rated by fewer labelers than this (1).")
-    ] = None,
-    tokenizer: Annotated[
-        Optional[str],
-        typer.Option(help="Token-length analysis with this tokenizer (smollm2 offline, or a hub id/path); enables it."),
-    ] = None,
-    max_length: Annotated[
-        Optional[int], typer.Option(help="Report how many rows/tokens this max_length truncates (default: p99 rule).")
-    ] = None,
-    min_tokens: Annotated[Optional[int], typer.Option(help="Drop formatted rows with fewer tokens than this.")] = None,
-    max_tokens: Annotated[Optional[int], typer.Option(help="Drop formatted rows with more tokens than this.")] = None,
-    semantic_dedupe: Annotated[
-        Optional[bool],
-        typer.Option(
-            "--semantic-dedupe/--no-semantic-dedupe",
-            help="Drop rows whose embedding is >= --threshold cosine-similar to an earlier kept row (default off).",
-        ),
-    ] = None,
-    threshold: Annotated[
-        Optional[float],
-        typer.Option(
-            help="Semantic dedupe threshold, a hyperparameter to tune (0.95; see `curate dedupe --sweep`). "
-            "Any semantic dedupe option enables it."
-        ),
-    ] = None,
-    embedder: Annotated[
-        Optional[str], typer.Option(help="Semantic dedupe embedder (default all-MiniLM-L6-v2, offline copy).")
-    ] = None,
-    semantic_field: Annotated[
-        list[str], typer.Option(help="Field embedded for semantic dedupe (repeatable; default: the kind's text).")
-    ] = [],  # noqa: B006
-    index: Annotated[
-        Optional[str], typer.Option(help="Semantic dedupe search: auto | exact | ivf | hnsw (auto: exact to 20k rows).")
-    ] = None,
-    device: Annotated[
-        Optional[str], typer.Option(help="Embedding device: cpu | cuda (default: cuda if present).")
-    ] = None,
-    cross_split: Annotated[
-        Optional[str],
-        typer.Option(help="Test rows >= threshold similar to a train row: move (to train) | drop | report | off."),
-    ] = None,
-    embed_backend: Annotated[
-        Optional[str],
-        typer.Option(
-            help="Embedding backend: auto | bf16 | onnx | torch (onnx/torch: exact fp32; auto: bf16 on AMX CPUs)."
-        ),
-    ] = None,
+    flags: FlagValues = None,
     inspect: Annotated[
         int,
         typer.Option(
@@ -229,54 +138,21 @@ def build_command(
     \b
     Examples:
       curate build recipes/latex-build.yaml
-      curate build data/latex --map english=prompt --map latex=response --template latex --out out/latex
+      curate build recipes/latex-build.yaml split.seed=3 --out out/latex-s3
+      curate build data/latex --map english=prompt --map latex=response \\
+          --template latex --out out/latex
+      curate build data/qa/ratings.jsonl --derive preference ratings.min_gap=3
       curate build recipes/latex-build.yaml --inspect 3
     """
-    if len(inputs) == 1 and inputs[0].endswith((".yaml", ".yml")):
-        recipe = load_recipe(inputs[0])
+    paths, keys = split_overrides(inputs)
+    if paths and paths[0].endswith((".yaml", ".yml")):
+        if len(paths) > 1:
+            raise CurateError(f"give a recipe ({paths[0]}) or input files, not both: {' '.join(paths[1:])}")
+        recipe = load_recipe(BuildRecipe, paths[0], parse_overrides(keys), flags or {})
     else:
-        recipe = BuildRecipe(inputs=inputs)
-    overrides: dict[str, Any] = {
-        "out": str(out) if out else None,
-        "kind": kind,
-        "map": {**recipe.map, **parse_map(map_)} if map_ else None,
-        "ignore": ignore or None,
-        "skip_invalid": skip_invalid,
-        "normalize.min_chars": min_chars,
-        "normalize.lowercase_match": lowercase_match,
-        "dedupe.exact": exact_dedupe,
-        "dedupe.fields": dedupe_on or None,
-        "template": template,
-        "format": format_,
-        "system_prompt": system_prompt,
-        "default_system_prompt": default_system_prompt,
-        "strict": strict,
-        "split.test_size": test_size,
-        "split.seed": seed,
-        "split.group_by": group_by,
-        "name": name,
-        "derive": derive,
-        "ratings.min_rating": min_rating,
-        "ratings.min_gap": min_gap,
-        "ratings.margin_scale": margin_scale,
-        "ratings.min_ratings": min_ratings,
-        "lengths.tokenizer": tokenizer,
-        "lengths.max_length": max_length,
-        "lengths.min_tokens": min_tokens,
-        "lengths.max_tokens": max_tokens,
-        # Any semantic option enables the section (apply_overrides fills an absent section).
-        "dedupe.semantic": {} if semantic_dedupe and recipe.dedupe.semantic is None else None,
-        "dedupe.semantic.threshold": threshold,
-        "dedupe.semantic.embedder": embedder,
-        "dedupe.semantic.fields": semantic_field or None,
-        "dedupe.semantic.index": index,
-        "dedupe.semantic.device": device,
-        "dedupe.semantic.cross_split": cross_split,
-        "dedupe.semantic.backend": embed_backend,
-    }
-    recipe = apply_overrides(recipe, overrides)
-    if semantic_dedupe is False:
-        recipe.dedupe.semantic = None
+        recipe = load_recipe(BuildRecipe, None, {"inputs": paths}, parse_overrides(keys), flags or {})
+    if not recipe.inputs:
+        raise CurateError("nothing to build: give a recipe (.yaml) or input files")
     if inspect:
         inspect_build(run_build(recipe, quiet=quiet), recipe, inspect)
         return

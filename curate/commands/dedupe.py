@@ -210,7 +210,8 @@ def dedupe_command(
     \b
     Examples:
       curate dedupe data/genres/descriptions.jsonl --sweep 0.80:0.99:0.01
-      curate dedupe data/genres/descriptions.jsonl --field text --threshold 0.9 --out out/genres-dedupe
+      curate dedupe data/genres/descriptions.jsonl --field text --threshold 0.9 \\
+          --out out/genres-dedupe
     """
     from curate.commands.build import parse_map
 

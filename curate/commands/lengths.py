@@ -96,6 +96,7 @@ def lengths_command(
     Rule: recommended max_length = the smallest multiple of 64 that is >= p99 of the token counts.
     On an export directory the result is written into it (see --save), where `train` reads it.
 
+    \b
     Examples:
       curate lengths out/latex --plot lengths.png
       curate lengths out/latex --tokenizer smollm2 --max-length 64

@@ -106,7 +106,9 @@ def init_command(
 
     The only command that changes a schema: every other one refuses a database that is not at this version's.
 
-    Example: curate review init --db sqlite:///review.db --project qa --overlap 2
+    \b
+    Example:
+      curate review init --db sqlite:///review.db --project qa --overlap 2
     """
     from curate.review.store import ReviewStore
 
@@ -132,7 +134,9 @@ def project_command(
 ) -> None:
     """Show a project's settings; change its claim expiry with --claim-hours.
 
-    Example: curate review project --project qa --claim-hours 8
+    \b
+    Example:
+      curate review project --project qa --claim-hours 8
     """
     store = open_store(db)
     if claim_hours is not None:
@@ -156,7 +160,9 @@ def import_command(
 ) -> None:
     """Import prompts with 1..n candidate answers; re-importing adds only answers not there yet.
 
-    Example: curate review import data/qa/items.jsonl --project qa
+    \b
+    Example:
+      curate review import data/qa/items.jsonl --project qa
     """
     items = read_items(file, quiet)
     store = open_store(db)
@@ -176,7 +182,9 @@ def labeler_add_command(
 ) -> None:
     """Add a labeler (or admin) and print their one-time password; only its bcrypt hash is stored.
 
-    Example: curate review labeler add alice
+    \b
+    Example:
+      curate review labeler add alice
     """
     store = open_store(db)
     password = (
@@ -220,7 +228,9 @@ def serve_command(
 ) -> None:
     """Start the review app (streamlit run review_app/app.py) on the database.
 
-    Example: curate review serve --db sqlite:///review.db --port 8501 --export-dir /srv/review-exports
+    \b
+    Example:
+      curate review serve --db sqlite:///review.db --port 8501 --export-dir /srv/review-exports
     """
     url = resolve_url(db)
     store = open_store(url)  # fail here, with a clear message, rather than inside the app
@@ -273,7 +283,9 @@ def export_command(
 
     Flagged answers are left out; the split is grouped by prompt. Rules: README "Review app".
 
-    Example: curate review export --project qa --kind preference --out out/qa-review-pairs
+    \b
+    Example:
+      curate review export --project qa --kind preference --out out/qa-pairs
     """
     ratings, split = export_rules(
         {"min_rating": min_rating, "min_gap": min_gap, "margin_scale": margin_scale, "min_ratings": min_ratings},
@@ -326,7 +338,9 @@ def flags_command(
 ) -> None:
     """List flagged answers (they stay out of every export), or clear one; a cleared flag stays in the history.
 
-    Example: curate review flags --project qa --clear 3 --by boss
+    \b
+    Example:
+      curate review flags --project qa --clear 3 --by boss
     """
     store = open_store(db)
     if clear is not None:

@@ -68,7 +68,7 @@ def joined_text(data: dict[str, Any], fields: tuple[str, ...] | list[str], where
 
 def record_text(record: Record, fields: tuple[str, ...]) -> str:
     """The text embedded for a record: its `fields` joined by blank lines (conversations by their turns)."""
-    hint = "choose others with --semantic-field or dedupe.semantic.fields"
+    hint = "choose others with dedupe.semantic.fields=[...] (curate build) or --field (curate dedupe)"
     return joined_text(record.data, fields, f"{record.source} row {record.row}", hint)
 
 

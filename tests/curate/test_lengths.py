@@ -136,7 +136,7 @@ def test_build_and_lengths_cli_on_the_latex_recipe(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     out = tmp_path / "latex"
     runner = CliRunner()
-    result = runner.invoke(app, ["build", "recipes/latex-build.yaml", "--out", str(out), "--max-tokens", "40", "-q"])
+    result = runner.invoke(app, ["build", "recipes/latex-build.yaml", "--out", str(out), "lengths.max_tokens=40", "-q"])
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
     lengths = manifest["lengths"]

@@ -84,12 +84,14 @@ def test_build_flags_override_and_disable_semantic_dedupe(tmp_path: Path) -> Non
     assert off.exit_code == 0, off.output
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert manifest["semantic_dedupe"] is None and sum(manifest["counts"]["splits"].values()) == 225
-    on = runner.invoke(app, ["build", data, "--semantic-dedupe", "--cross-split", "report", "-o", str(tmp_path / "d")])
+    on = runner.invoke(
+        app, ["build", data, "--semantic-dedupe", "dedupe.semantic.cross_split=report", "-o", str(tmp_path / "d")]
+    )
     assert on.exit_code == 0, on.output
     manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
     assert manifest["semantic_dedupe"]["threshold"] == 0.95 and manifest["cross_split"]["action"] == "report"
     assert "semantic_dedupe" in on.output  # the summary table lists the step
-    bad = runner.invoke(app, ["build", data, "--semantic-field", "labels", "--out", str(tmp_path / "c"), "-q"])
+    bad = runner.invoke(app, ["build", data, "dedupe.semantic.fields=[labels]", "--out", str(tmp_path / "c"), "-q"])
     assert bad.exit_code == 1 and "field 'labels' is list, not text" in bad.output
 
 

@@ -65,3 +65,49 @@ def test_any_saved_hf_dataset_in_a_trl_format_loads(tmp_path: Path) -> None:
     )
     data = load_data(str(tmp_path / "chat"), "sft")
     assert data.format == ("messages",) and len(data.eval) == 2 and not data.is_export and data.content_hash is None
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_recipe_loads_with_its_tools_model(path: Path) -> None:
+    from curate.recipe import BuildRecipe
+    from train.reward import RewardRecipe
+
+    model = {"build": BuildRecipe, "sft": SFTRecipe, "reward": RewardRecipe}[path.stem.rsplit("-", 1)[-1]]
+    assert load_recipe(model, path)
+
+
+def test_key_value_null_resets_a_key_the_file_set() -> None:
+    from train.reward import RewardRecipe
+
+    recipe = load_recipe(RewardRecipe, RECIPES / "qa-reward.yaml", parse_overrides(["tokenizer.max_length=null"]))
+    assert recipe.tokenizer.max_length is None  # the file says 512; null means: the export's recommended length
+
+
+@pytest.mark.parametrize("verb", ["sft", "reward"])
+def test_help_lists_every_flag_and_key_with_its_default_at_80_columns(verb: str) -> None:
+    import re
+
+    from typer.testing import CliRunner
+
+    from curate.config import iter_sections, show_value
+    from train import options
+    from train.cli import app
+    from train.reward import RewardRecipe
+
+    result = CliRunner().invoke(app, [verb, "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 80, [line for line in lines if len(line) > 80]
+    names = ["--data", "--model", "--out", "--epochs", "--max-steps", "--lr", "--grad-accum", "--quantize"]
+    names += ["--gradient-checkpointing", "--no-gradient-checkpointing", "--config", "--resume", "--quiet"]
+    names += ["--margin", "--no-margin", "--center-rewards", "--lora", "--full"] if verb == "reward" else []
+    for name in names:  # whole, never cut to fit a column
+        assert re.search(rf"(^|[ ,/]){re.escape(name)}([ ,/]|$)", result.output, re.M), name
+    text = " ".join(result.output.split())
+    assert "--epochs <float> Training epochs. [default: 3.0]" in text  # help and default from the field
+    assert "--quantize [none|4bit|8bit]" in text
+    model = RewardRecipe if verb == "reward" else SFTRecipe
+    for _, _, _, keys in iter_sections(model):
+        for key, info in keys:
+            assert f"{key}={show_value(info.get_default(call_default_factory=True))}" in result.output, key
+    assert len(options.TRAIN_FLAGS) < 16  # flags for the everyday keys only; the rest are KEY=VALUE

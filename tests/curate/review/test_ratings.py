@@ -138,8 +138,8 @@ def test_build_cli_derive_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     from curate.cli import app
 
     monkeypatch.chdir(ROOT)
-    args = ["build", "data/qa/ratings.jsonl", "--derive", "preference", "--min-gap", "3", "--margin-scale", "0.5"]
-    args += ["--min-ratings", "2", "--group-by", "prompt", "--out", str(tmp_path / "p3"), "-q"]
+    args = ["build", "data/qa/ratings.jsonl", "--derive", "preference", "ratings.min_gap=3", "ratings.margin_scale=0.5"]
+    args += ["ratings.min_ratings=2", "--group-by", "prompt", "--out", str(tmp_path / "p3"), "-q"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "p3/manifest.json").read_text())
