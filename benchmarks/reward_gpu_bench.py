@@ -45,7 +45,7 @@ def run_ours(args: argparse.Namespace, name: str, overrides: dict[str, Any]) -> 
     card = json.loads((run.run_dir / "run_card.json").read_text())
     return {
         "name": name,
-        "seconds": card["throughput"]["seconds"],
+        "seconds": card["throughput"]["wall_seconds"],
         "train_tokens": card["throughput"]["train_tokens"],
         "tokens_per_second": round(card["throughput"]["tokens_per_second"], 1),
         "peak_allocated_gb": card["peak_memory"].get("peak_allocated_gb"),

@@ -37,7 +37,8 @@ class RateColumn(ProgressColumn):
         self.unit = unit
 
     def render(self, task: Task) -> Text:
-        return Text(f"{task.speed:,.0f} {self.unit}/s" if task.speed else "", style="cyan")
+        unit = task.fields.get("unit", self.unit)  # a task may count something else (e.g. eval batches)
+        return Text(f"{task.speed:,.0f} {unit}/s" if task.speed else "", style="cyan")
 
 
 def progress_bar(*extra: ProgressColumn, unit: str = "rows", disable: bool = False) -> Progress:

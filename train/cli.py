@@ -42,3 +42,7 @@ app.command("score")(score_command)
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":  # `python -m train.cli`, e.g. under `torchrun -m` or `accelerate launch -m`
+    main()

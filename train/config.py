@@ -112,6 +112,12 @@ class TrainingSection(_Section):
     group_by_length: bool = Field(default=False, description="Batch examples of similar length together.")
     seed: int = Field(default=42, description="Random seed.")
     eval_each_epoch: bool = Field(default=True, description="Evaluate on the test split after every epoch.")
+    eval_rows: int | None = Field(
+        default=None,
+        ge=0,
+        description="Test rows evaluated (the first N); 0: none. null: all of them, but a max_steps run "
+        "evaluates no more rows than it trains on (at least 100).",
+    )
     save_each_epoch: bool = Field(default=True, description="Save a checkpoint after every epoch.")
     keep_best: bool = Field(default=True, description="Reload the checkpoint with the lowest eval loss at the end.")
     save_total_limit: int | None = Field(default=2, ge=1, description="Checkpoints kept on disk; null: all.")
@@ -137,6 +143,11 @@ class LoggingSection(_Section):
     output_dir: str | None = Field(default=None, description="Run directory; null: runs/<data name>-<verb>.")
     report_to: Literal["none", "wandb", "tensorboard"] = Field(default="none", description="Experiment tracking.")
     logging_steps: int = Field(default=5, ge=1, description="Log the training loss every this many steps.")
+    progress_seconds: float = Field(
+        default=30.0,
+        ge=0.0,
+        description="Seconds between progress lines when the output is not a terminal (a log, CI); 0: every step.",
+    )
     push_to_hub: bool = Field(default=False, description="Push the adapter (or model) to the Hub at the end.")
     hub_model_id: str | None = Field(default=None, description="Hub repository to push to.")
 

@@ -118,6 +118,46 @@ def quantization_config(memory: MemorySection) -> Any:
     )
 
 
+HEADS = ("score", "classifier")  # what AutoModelForSequenceClassification adds on top of a base model
+
+
+def from_pretrained(auto_class: Any, path: str, **kwargs: Any) -> Any:
+    """`auto_class.from_pretrained`, without transformers' load report for a head the class adds on purpose.
+
+    A sequence-classification model built from a causal LM checkpoint has no `score` weights and
+    leaves `lm_head` unused; transformers prints that as a MISSING/UNEXPECTED table (with raw ANSI
+    codes) although the head is the part `train reward` trains, or `train score` loads from the
+    adapter right after. Any other missing weight is still reported, in one line.
+    """
+    import logging
+
+    def not_the_report(record: logging.LogRecord) -> bool:
+        return "LOAD REPORT" not in record.getMessage()
+
+    # A filter, not a higher level: transformers 5 runs an extra tensor-parallel check (with its own
+    # warning) when this logger's level is raised.
+    report = logging.getLogger("transformers.modeling_utils")
+    report.addFilter(not_the_report)
+    try:
+        model, info = auto_class.from_pretrained(path, output_loading_info=True, **kwargs)
+    finally:
+        report.removeFilter(not_the_report)
+    missing = [key for key in info.get("missing_keys", ()) if key.split(".")[0] not in HEADS]
+    if missing:
+        from rich.markup import escape
+
+        from curate.console import err_console
+
+        shown = ", ".join(sorted(missing)[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        err_console.print(
+            f"[yellow]warning:[/] {escape(path)}: {len(missing)} weights not in the checkpoint, "
+            f"initialised at random: {escape(shown)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return model
+
+
 def load_model(model: ModelSection, memory: MemorySection, auto_class: Any = None, **kwargs: Any) -> Any:
     """Load the base model (quantized when asked) ready for LoRA training.
 
@@ -137,7 +177,7 @@ def load_model(model: ModelSection, memory: MemorySection, auto_class: Any = Non
         # Quantized weights must live on the GPU; under accelerate/torchrun each process takes its own.
         load_kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
     try:
-        loaded = auto_class.from_pretrained(path, **load_kwargs, **kwargs)
+        loaded = from_pretrained(auto_class, path, **load_kwargs, **kwargs)
     except (OSError, ValueError) as exc:
         raise CurateError(f"cannot load model '{model.name}': {str(exc).splitlines()[0]}") from None
     if bnb is not None:

@@ -23,6 +23,7 @@ TRAIN_FLAGS = (
     Flag("training.learning_rate", "--lr"),
     Flag("training.batch_size"),
     Flag("training.gradient_accumulation_steps", "--grad-accum"),
+    Flag("training.eval_rows"),
     Flag("tokenizer.max_length"),
     Flag("memory.quantize"),
     Flag("memory.gradient_checkpointing"),

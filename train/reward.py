@@ -29,9 +29,10 @@ from train.config import BaseRecipe, _Section, load_recipe, parse_overrides
 from train.formatting import renderer_for, reward_dataset
 from train.progress import announce
 from train.run import (
+    eval_split,
     open_run,
     pick_max_length,
-    print_summary,
+    report,
     run_dir_for,
     train_and_evaluate,
     training_arguments,
@@ -224,7 +225,7 @@ def train_reward(
         raise CurateError(f"{data.source}: `train reward` needs a `prompt` column beside chosen and rejected")
     tokenizer = load_tokenizer(recipe.model.name, recipe.tokenizer.padding_side, recipe.tokenizer.pad_token)
     renderer = renderer_for(data, tokenizer, recipe.dataset, recipe.model.name, recipe.reward.chat_template)
-    test = data.eval if data.eval is not None and len(data.eval) else None
+    test = eval_split(recipe, data.eval)
     max_length = pick_max_length(recipe, data, renderer, quiet)
     if inspect:
         from train.inspect import inspect_data
@@ -289,6 +290,6 @@ def reward_command(
     recipe = load_recipe(RewardRecipe, config, parse_overrides(overrides or []), flags or {})
     announce(recipe, f"train reward · {config or 'command line'}", quiet)
     run = train_reward(recipe, resume=resume, overwrite=overwrite, quiet=quiet, inspect=inspect)
-    if run is not None and not quiet:
-        shown = [k for k in run.metrics if k.startswith("test_")]
-        print_summary(run.run_dir, shown, "adapter + score head, tokenizer, run_card.json, README.md")
+    if run is not None:
+        shown = ["train_loss", "eval_loss", *(k for k in run.metrics if k.startswith("test_"))]
+        report(run.run_dir, quiet, shown, "adapter + score head, tokenizer, run_card.json, README.md")

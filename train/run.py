@@ -30,12 +30,15 @@ records the world size and the effective batch size (per-device batch x accumula
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from transformers import TrainerCallback
 
 from curate.console import console
 from curate.errors import CurateError
@@ -126,6 +129,32 @@ def pick_max_length(
     return recommended or DEFAULT_MAX_LENGTH
 
 
+MIN_EVAL_ROWS = 100  # what a short run still evaluates by default (see `eval_rows`)
+
+
+def eval_rows(recipe: BaseRecipe, test_rows: int) -> int:
+    """How many test rows a run evaluates: `training.eval_rows`; by default all of them, except that a
+    `max_steps` run evaluates no more rows than it trains on (at least MIN_EVAL_ROWS): a 3-step smoke
+    test should not spend minutes on a 1,000-row test split.
+    """
+    t = recipe.training
+    if t.eval_rows is not None:
+        return min(t.eval_rows, test_rows)
+    if t.max_steps > 0:
+        processes = int(os.environ.get("WORLD_SIZE", "1"))
+        trained_on = t.max_steps * t.batch_size * t.gradient_accumulation_steps * processes
+        return min(test_rows, max(MIN_EVAL_ROWS, trained_on))
+    return test_rows
+
+
+def eval_split(recipe: BaseRecipe, test: Any) -> Any:
+    """The rows the trainer evaluates: the first `eval_rows` of the test split (None without one, or for 0)."""
+    if test is None or len(test) == 0:
+        return None
+    n = eval_rows(recipe, len(test))
+    return None if n == 0 else test if n == len(test) else test.select(range(n))
+
+
 def training_arguments(recipe: BaseRecipe, run_dir: Path, has_eval: bool) -> dict[str, Any]:
     """The TrainingArguments keywords every TRL config takes (SFTConfig, RewardConfig, DPOConfig, ...).
 
@@ -186,26 +215,74 @@ class Trained:
     peak_memory: dict[str, Any]
 
 
+class RunMeter(TrainerCallback):
+    """Times the training steps and the evaluations apart, so tokens/s counts training steps only."""
+
+    def __init__(self) -> None:
+        self.train_seconds = 0.0
+        self.eval_seconds = 0.0
+        self.evaluations = 0
+        self._step_started = 0.0
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._step_started = time.perf_counter()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.train_seconds += time.perf_counter() - self._step_started
+
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        self.evaluations += 1
+        self.eval_seconds += float((metrics or {}).get("eval_runtime", 0.0))
+
+
 def train_and_evaluate(trainer: Any, run: Run, recipe: BaseRecipe, quiet: bool) -> Trained:
-    """Train (resuming when asked), evaluate, and save the model into the run directory; measure it all."""
-    show_progress(trainer, run.verb, quiet)
+    """Train (resuming when asked), evaluate once, save the model into the run directory; measure it all."""
+    show_progress(trainer, run.verb, quiet, recipe.logging.progress_seconds)
+    meter = RunMeter()
+    trainer.add_callback(meter)
     reset_peak_memory()
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=run.resumed_from)
-    seconds = time.perf_counter() - started
-    memory = peak_memory()
-    tokens = int(getattr(trainer, "_total_train_tokens", 0))  # TRL's own count of the non-pad tokens trained on
-    trainer.save_model(str(run.dir))  # adapter (with any modules_to_save) or full model, + tokenizer
-    if recipe.logging.push_to_hub:
-        trainer.push_to_hub()
     metrics: dict[str, Any] = {"train_loss": result.training_loss, "global_step": result.global_step}
     if trainer.eval_dataset is not None:
-        metrics.update(trainer.evaluate())
+        metrics.update(final_eval(trainer) or trainer.evaluate())
     if trainer.state.best_metric is not None:
         metrics["best_eval_loss"] = trainer.state.best_metric
         metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
-    throughput = {"train_tokens": tokens, "seconds": round(seconds, 2), "tokens_per_second": tokens / seconds}
+    wall = time.perf_counter() - started
+    memory = peak_memory()
+    trainer.save_model(str(run.dir))  # adapter (with any modules_to_save) or full model, + tokenizer
+    if recipe.logging.push_to_hub:
+        trainer.push_to_hub()
+    tokens = int(getattr(trainer, "_total_train_tokens", 0))  # TRL's count of the non-pad tokens of training steps
+    train_seconds = round(meter.train_seconds, 3)
+    throughput = {
+        "train_tokens": tokens,
+        "train_seconds": train_seconds,
+        "tokens_per_second": tokens / train_seconds if train_seconds else 0.0,
+        "evaluations": meter.evaluations,
+        "eval_rows": len(trainer.eval_dataset) if trainer.eval_dataset is not None else 0,
+        "eval_seconds": round(meter.eval_seconds, 3),
+        "wall_seconds": round(wall, 3),  # train() and the final eval: steps, evals, checkpoints, data loading
+    }
     return Trained(metrics, throughput, memory)
+
+
+def final_eval(trainer: Any) -> dict[str, Any] | None:
+    """The eval metrics of the model training ended with, read from the log history instead of evaluating again.
+
+    That is the best checkpoint's evaluation when it was reloaded, else the last step's; None when
+    that step was not evaluated during training (then the caller evaluates once).
+    """
+    state, args = trainer.state, trainer.args
+    best = args.load_best_model_at_end and state.best_model_checkpoint is not None
+    step = state.best_global_step if best else state.global_step
+    for entry in reversed(state.log_history):
+        if entry.get("step") == step and "eval_loss" in entry:
+            return {key: value for key, value in entry.items() if key.startswith("eval_")}
+    return None
 
 
 def loss_curve(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -270,23 +347,38 @@ def write_card(
     return card
 
 
-def print_summary(
-    run_dir: Path, shown: Sequence[str], written: str = "adapter, tokenizer, run_card.json, README.md"
+def report(
+    run_dir: Path, quiet: bool, shown: Sequence[str], written: str = "adapter, tokenizer, run_card.json, README.md"
 ) -> dict[str, Any] | None:
-    """What a user reads at the end: the chosen metrics, throughput and where the run went; returns the card.
+    """What a user reads at the end (main process only): the chosen metrics, throughput and where the run went.
 
-    Only the main process prints (and gets the card); the others return None.
+    With `--quiet` only the run directory, so a script can read it. Returns the run card (None elsewhere).
     """
     from rich.markup import escape
 
     if not is_main_process():
         return None
+    if quiet:
+        console.print(str(run_dir), markup=False, highlight=False, soft_wrap=True)
+        return None
     card = read_run_card(run_dir)
-    metrics = card["metrics"]
+    metrics, speed = card["metrics"], card["throughput"]
     parts = [f"{k} {metrics[k]:.4g}" for k in shown if isinstance(metrics.get(k), (int, float))]
-    console.print(f"[bold]train {card['verb']}[/] done: {' · '.join(parts)}")
+    if metrics.get("best_checkpoint"):
+        parts.append(f"kept the best checkpoint, {Path(metrics['best_checkpoint']).name}")
+    console.print(f"[bold]train {card['verb']}[/] done: {' · '.join(parts)}", soft_wrap=True)
     console.print(
-        f"{card['throughput']['tokens_per_second']:.0f} tokens/s · peak memory {card['peak_memory']} · "
-        f"run written to [bold]{escape(str(run_dir))}[/] ({written})"
+        f"{speed['tokens_per_second']:.0f} tokens/s over {speed['train_seconds']:.1f} s of training steps · "
+        f"{speed['evaluations']} evaluation(s) of {speed['eval_rows']} rows, {speed['eval_seconds']:.1f} s · "
+        f"peak memory {memory_text(card['peak_memory'])}",
+        soft_wrap=True,
     )
+    console.print(f"run written to [bold]{escape(str(run_dir))}[/] ({written})", soft_wrap=True)
     return card
+
+
+def memory_text(peak: dict[str, Any]) -> str:
+    """`1.234 GB allocated (cuda)` or `0.812 GB resident (cpu)`."""
+    if peak.get("device") == "cuda":
+        return f"{peak['peak_allocated_gb']} GB allocated (cuda)"
+    return f"{peak.get('peak_rss_gb')} GB resident (cpu)"

@@ -60,7 +60,8 @@ def reward_scores(
     model.eval()
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     with torch.no_grad():
-        for batch in track(batches, description="scoring", disable=quiet, console=console):
+        # A live bar only on a terminal: in a log it would be one stale line.
+        for batch in track(batches, description="scoring", disable=quiet or not console.is_terminal, console=console):
             width = max(len(ids[i]) for i in batch)
             input_ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
             attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -80,7 +81,7 @@ def load_reward_model(run_dir: str | Path, dtype: str = "auto") -> tuple[Any, An
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from train.card import read_run_card
-    from train.model import model_path, resolve_dtype
+    from train.model import from_pretrained, model_path, resolve_dtype
 
     run_dir = Path(run_dir)
     card = read_run_card(run_dir)
@@ -104,10 +105,10 @@ def load_reward_model(run_dir: str | Path, dtype: str = "auto") -> tuple[Any, An
         base_path = card.get("base_model_path") or ""
         if not Path(base_path).exists():
             base_path = model_path(card["base_model"])
-        base = AutoModelForSequenceClassification.from_pretrained(base_path, **load_kwargs)
+        base = from_pretrained(AutoModelForSequenceClassification, base_path, **load_kwargs)
         model = PeftModel.from_pretrained(base, run_dir)
     else:
-        model = AutoModelForSequenceClassification.from_pretrained(run_dir, **load_kwargs)
+        model = from_pretrained(AutoModelForSequenceClassification, str(run_dir), **load_kwargs)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -205,11 +206,18 @@ def score_command(
       train score runs/qa-reward --data data/qa/ratings.jsonl \\
           --out out/qa-ratings-scored.jsonl
     """
+    from rich.markup import escape
+
+    from train.progress import on_terminal, silence_library_progress
+
     out = out or data.with_name(f"{data.stem}.scored{data.suffix}")
     if out.suffix != data.suffix:
         raise CurateError(f"--out {out}: write the same file type as --data ({data.suffix})")
+    if quiet or not on_terminal():  # transformers' weight-loading bar: carriage returns in a log
+        silence_library_progress()
     rewards = score_file(run_dir, data, out, prompt_column, answer_column, batch_size, quiet)
     console.print(
         f"Scored {len(rewards)} answers (reward min {min(rewards):.3f} · mean {sum(rewards) / len(rewards):.3f} · "
-        f"max {max(rewards):.3f}) → [bold]{out}[/]"
+        f"max {max(rewards):.3f}) → [bold]{escape(str(out))}[/]",
+        soft_wrap=True,
     )

@@ -24,9 +24,10 @@ from train.inspect import inspect_data
 from train.model import load_model, load_tokenizer, lora_config
 from train.progress import announce
 from train.run import (
+    eval_split,
     open_run,
     pick_max_length,
-    print_summary,
+    report,
     run_dir_for,
     train_and_evaluate,
     training_arguments,
@@ -114,12 +115,15 @@ def run_sft(
         inspect_data(data, renderer, "sft", max_length, inspect)
         return None
     splits = sft_splits(data, renderer, max_length)  # before the run dir and model: bad lengths fail fast
+    splits["test"] = eval_split(recipe, splits.get("test"))  # capped by training.eval_rows
+    if splits["test"] is None:
+        del splits["test"]
     run_dir = run_dir_for(recipe, data.name, "sft")
     args = sft_config(recipe, run_dir, max_length, "test" in splits, stop_token(renderer))
     run = open_run("sft", args, resume, overwrite)
     trainer = build_trainer(splits, renderer, load_model(recipe.model, recipe.memory), args, recipe)
     trained = train_and_evaluate(trainer, run, recipe, quiet)
-    samples = sample_generations(trainer.model, tokenizer, data, recipe) if trainer.is_world_process_zero() else []
+    samples = sample_generations(trainer.model, renderer, data, recipe) if trainer.is_world_process_zero() else []
     own = {
         "data": {"default_system_prompt": renderer.default_system_prompt},
         "hyperparameters": {"max_length": max_length, **recipe.dataset.model_dump()},
@@ -130,20 +134,57 @@ def run_sft(
     return run.dir
 
 
-def sample_generations(model: Any, tokenizer: Any, data: TrainData, recipe: SFTRecipe) -> list[dict[str, str]]:
-    """Generate for the first few test prompts (prompt/completion data) to show in the run card."""
+def sample_generations(model: Any, renderer: Renderer, data: TrainData, recipe: SFTRecipe) -> list[dict[str, str]]:
+    """Answers to the first few test prompts, beside the reference answer, for the run card (every data format)."""
     n = recipe.generation.samples
     rows = data.eval if data.eval is not None and len(data.eval) else data.dataset["train"]
-    if n == 0 or data.format != ("prompt", "completion") or not isinstance(rows[0]["prompt"], str):
-        return []
-    rows = rows.select(range(min(n, len(rows))))
-    outputs = generate_texts(
-        model, tokenizer, list(rows["prompt"]), recipe.generation.num_beams, recipe.generation.max_new_tokens
-    )
-    return [
-        {"prompt": row["prompt"], "generated": out.strip(), "reference": row["completion"].strip()}
-        for row, out in zip(rows, outputs, strict=True)
+    pairs = [
+        pair for row in rows.select(range(min(n, len(rows)))) if (pair := prompt_and_reference(row, data, renderer))
     ]
+    if not pairs:
+        return []
+    prompts = [prompt for prompt, _ in pairs]
+    generation = recipe.generation
+    outputs = generate_texts(model, renderer.tokenizer, prompts, generation.num_beams, generation.max_new_tokens)
+    return [
+        {"prompt": prompt, "generated": out.strip(), "reference": reference.strip()}
+        for (prompt, reference), out in zip(pairs, outputs, strict=True)
+    ]
+
+
+def prompt_and_reference(row: dict[str, Any], data: TrainData, renderer: Renderer) -> tuple[str, str] | None:
+    """A training row as (the prompt the model sees, the answer it was taught); None when it has no answer.
+
+    Conversations are rendered as in training up to the last assistant turn; `text` rows are cut
+    where the export's template starts the answer, else in the middle.
+    """
+    if "messages" in row or isinstance(row.get("prompt"), list):
+        turns = list(row["messages"]) if "messages" in row else [*row["prompt"], *row["completion"]]
+        if not turns or turns[-1]["role"] != "assistant":
+            return None
+        return renderer.generation_prompt(turns[:-1]), turns[-1]["content"]
+    if "prompt" in row and "completion" in row:
+        return row["prompt"], row["completion"]
+    if "text" in row:
+        return split_text(row["text"], data.template)
+    return None
+
+
+def split_text(text: str, template: str | None) -> tuple[str, str]:
+    """Cut a `text` row into prompt and answer: after the last place the template's prompt part ends, else mid-way."""
+    from curate.templates import load_template
+
+    marker = ""
+    if template:
+        try:  # what the template writes between the user's text and the answer, e.g. "\nLaTeX:"
+            marker = load_template(template).prompt([{"role": "user", "content": "\x00"}]).rsplit("\x00", 1)[-1]
+        except (CurateError, OSError, ValueError):
+            marker = ""
+    at = text.rfind(marker) if marker else -1
+    if at >= 0:
+        return text[: at + len(marker)], text[at + len(marker) :]
+    words = text.split(" ")
+    return " ".join(words[: len(words) // 2]), " ".join(words[len(words) // 2 :])
 
 
 @user_errors
@@ -172,8 +213,8 @@ def sft_command(
     recipe = load_recipe(SFTRecipe, config, parse_overrides(overrides or []), flags or {})
     announce(recipe, f"train sft · {config or 'command line'}", quiet)
     run_dir = run_sft(recipe, resume=resume, overwrite=overwrite, quiet=quiet, inspect=inspect)
-    if run_dir is not None and not quiet:
-        print_samples(print_summary(run_dir, ("train_loss", "eval_loss", "best_eval_loss", "global_step")))
+    if run_dir is not None:
+        print_samples(report(run_dir, quiet, ("train_loss", "eval_loss", "global_step")))
 
 
 def print_samples(card: dict[str, Any] | None) -> None:

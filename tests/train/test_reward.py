@@ -263,3 +263,27 @@ def test_dpo_with_peft_holds_no_second_model_copy(tiny_base: Path, tmp_path: Pat
     )
     assert trainer.ref_model is None
     assert type(trainer.model).__name__ == "PeftModelForCausalLM"  # the reference is this model, adapters off
+
+
+def test_loading_a_reward_model_reports_nothing_about_its_new_head(lora_run, tiny_base: Path):
+    """transformers reports the `score` head a causal LM checkpoint lacks as a MISSING table with ANSI codes.
+
+    It is the head `train reward` trains, and the one `train score` loads from the adapter right after: noise.
+    """
+    import logging
+
+    records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Collect(level=logging.WARNING)
+    library = logging.getLogger("transformers")  # transformers' loggers stop here (propagate=False)
+    library.addHandler(handler)
+    try:
+        seq_cls_model(tiny_base)  # as `train reward` loads its base
+        load_reward_model(lora_run.run_dir)  # as `train score` loads a run
+    finally:
+        library.removeHandler(handler)
+    assert [record.getMessage() for record in records] == []

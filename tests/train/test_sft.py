@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -248,6 +249,7 @@ def test_qlora_sft_runs_on_a_gpu(tmp_path: Path) -> None:
 
 
 def test_sft_trains_on_a_saved_conversational_dataset(tiny_lm: Path, tmp_path: Path) -> None:
+    """Also: the run card's sample generations cover conversations (the prompt through the chat template)."""
     from datasets import Dataset, DatasetDict
 
     turns = [
@@ -263,15 +265,79 @@ def test_sft_trains_on_a_saved_conversational_dataset(tiny_lm: Path, tmp_path: P
     assert card["data"]["format"] == "messages" and card["data"]["content_hash"] is None
     assert card["metrics"]["global_step"] == 2 and "eval_loss" in card["metrics"]
     assert card["hyperparameters"]["max_length"] == 1024  # no export manifest: TRL's default
+    [sample] = card["samples"]
+    assert "what is 10 plus 10?" in sample["prompt"] and sample["prompt"].rstrip().endswith("assistant")
+    assert sample["reference"] == "20"
 
 
-def test_sft_quiet_prints_nothing(tiny_lm: Path, latex_export: Path, tmp_path: Path) -> None:
-    """`--quiet` silences our bars and the library bars (weight loading, dataset map) alike."""
+def test_sft_quiet_prints_only_the_run_directory(tiny_lm: Path, latex_export: Path, tmp_path: Path) -> None:
+    """`--quiet` silences our bars and the library bars (weight loading, dataset map) alike; the run directory stays."""
     args = ["sft", "--data", str(latex_export), "--model", str(tiny_lm), "--out", str(tmp_path / "run")]
     result = CliRunner().invoke(app, [*args, "--max-steps", "1", "--no-gradient-checkpointing", "--quiet"])
     assert result.exit_code == 0, result.output
-    assert result.stdout == "" and result.stderr == ""
+    assert result.stdout == f"{tmp_path / 'run'}\n" and result.stderr == ""
     assert (tmp_path / "run" / "adapter_model.safetensors").is_file()
+
+
+def test_output_to_a_log_is_plain_progress_lines(tiny_lm: Path, latex_export: Path, tmp_path: Path) -> None:
+    """Not on a terminal: steady plain lines (here every step), eval progress, no live bar, ANSI, tqdm or dicts."""
+    args = ["sft", "--data", str(latex_export), "--model", str(tiny_lm), "--out", str(tmp_path / "run")]
+    args += ["--max-steps", "2", "--no-gradient-checkpointing", "logging.progress_seconds=0", "generation.samples=0"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    for line in ("train sft · 2 steps", "train sft · step 1/2 (50%)", "train sft · step 2/2 (100%)"):
+        assert line in out, out
+    assert re.search(r"train sft · evaluating: batch 1/\d+", out)
+    assert re.search(r"train sft · eval at step 2 \(\d:\d\d:\d\d\): eval_loss \d+\.\d{4}", out)
+    for noise in ("\x1b[", "\r", "it/s", "{'", "━"):
+        assert noise not in out, noise
+    [summary] = [line for line in out.splitlines() if line.startswith("train sft done:")]
+    assert summary.count("eval_loss") == 1  # the final eval loss once (it is the kept checkpoint's)
+    assert out.rstrip().splitlines()[-1].startswith(f"run written to {tmp_path / 'run'}")
+
+
+def test_eval_runs_once_per_epoch_and_not_again_at_the_end(tiny_run: Path) -> None:
+    card = read_run_card(tiny_run)
+    evals = [e for e in card["loss_curve"] if "eval_loss" in e]
+    assert [e["epoch"] for e in evals] == [1.0, 2.0]
+    assert card["throughput"]["evaluations"] == 2
+    assert card["metrics"]["eval_loss"] == card["metrics"]["best_eval_loss"]  # read back, not evaluated again
+
+
+def test_tokens_per_second_counts_training_steps_only(tiny_run: Path) -> None:
+    speed = read_run_card(tiny_run)["throughput"]
+    assert speed["tokens_per_second"] == pytest.approx(speed["train_tokens"] / speed["train_seconds"])
+    assert speed["eval_seconds"] > 0 and speed["train_seconds"] + speed["eval_seconds"] <= speed["wall_seconds"]
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        ({}, 300),  # an epoch-based run evaluates the whole test split
+        ({"training.max_steps": 2, "training.batch_size": 4}, 100),  # a short run: capped, at least 100
+        ({"training.max_steps": 50, "training.batch_size": 4}, 200),  # ... at the rows it trains on
+        ({"training.max_steps": 2, "training.eval_rows": 7}, 7),
+        ({"training.eval_rows": 0}, 0),
+    ],
+)
+def test_eval_rows_default_caps_short_runs(keys: dict[str, Any], expected: int) -> None:
+    from train.run import eval_rows
+
+    assert eval_rows(load_recipe(SFTRecipe, None, keys), 300) == expected
+
+
+def test_a_short_run_evaluates_a_capped_test_split(tiny_lm: Path, tmp_path: Path) -> None:
+    from datasets import Dataset, DatasetDict
+
+    rows = [{"prompt": f"{i} plus {i} is", "completion": f" {2 * i}"} for i in range(316)]
+    DatasetDict({"train": Dataset.from_list(rows[:16]), "test": Dataset.from_list(rows[16:])}).save_to_disk(
+        tmp_path / "sums"
+    )
+    recipe = sft_recipe(tiny_lm, tmp_path / "sums", tmp_path / "run", training__max_steps=2, generation__samples=0)
+    card = read_run_card(run_sft(recipe, quiet=True))
+    assert card["data"]["rows"]["test"] == 300 and card["throughput"]["eval_rows"] == 100
+    assert card["throughput"]["evaluations"] == 1
 
 
 def test_merge_never_replaces_a_directory_it_did_not_write(tiny_run: Path, tmp_path: Path) -> None:
