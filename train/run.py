@@ -30,17 +30,18 @@ records the world size and the effective batch size (per-device batch x accumula
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
-from curate.console import console
+from curate.console import console, err_console
 from curate.errors import CurateError
 from curate.io.owned import written_by_us
 from curate.render import Renderer
@@ -60,6 +61,11 @@ class Run:
     verb: str
     dir: Path
     resumed_from: str | None = None
+    resumed_step: int = 0  # the global step of that checkpoint
+    skipped: list[str] = field(default_factory=list)  # newer checkpoints left incomplete by a crash
+
+
+TRAINER_STATE = "trainer_state.json"  # transformers' TRAINER_STATE_NAME: the last file of a checkpoint
 
 
 def run_dir_for(recipe: BaseRecipe, data_name: str, verb: str) -> Path:
@@ -72,15 +78,39 @@ def is_run_dir(path: Path) -> bool:
     return written_by_us(path / CARD) or any(path.glob("checkpoint-*"))
 
 
-def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> str | None:
-    """Create the run directory; return the checkpoint to resume from (None for a fresh run)."""
-    from transformers.trainer_utils import get_last_checkpoint
+def checkpoint_step(path: Path) -> int | None:
+    """The global step a checkpoint holds, or None when it is incomplete.
 
+    transformers writes a checkpoint in place and its trainer_state.json last, so a run killed
+    while saving leaves a `checkpoint-N` without it (or with it cut short).
+    """
+    try:
+        state = json.loads((path / TRAINER_STATE).read_text(encoding="utf-8"))
+        return int(state["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def latest_checkpoint(run_dir: Path) -> tuple[Path | None, int, list[Path]]:
+    """The newest complete `checkpoint-N`, its step, and the newer incomplete ones passed over."""
+    found = [p for p in run_dir.glob("checkpoint-*") if p.is_dir() and p.name.rsplit("-", 1)[-1].isdigit()]
+    skipped: list[Path] = []
+    for path in sorted(found, key=lambda p: int(p.name.rsplit("-", 1)[-1]), reverse=True):
+        step = checkpoint_step(path)
+        if step is not None:
+            return path, step, skipped
+        skipped.append(path)
+    return None, 0, skipped
+
+
+def prepare_run_dir(verb: str, run_dir: Path, resume: bool, overwrite: bool) -> Run:
+    """Create the run directory, or find the checkpoint to resume from."""
     if resume:
-        last = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() else None
-        if last is None:
-            raise CurateError(f"--resume: no checkpoint-* directory in {run_dir} to resume from")
-        return last
+        checkpoint, step, skipped = latest_checkpoint(run_dir) if run_dir.is_dir() else (None, 0, [])
+        if checkpoint is None:
+            incomplete = f" ({', '.join(p.name for p in skipped)}: incomplete, no {TRAINER_STATE})" if skipped else ""
+            raise CurateError(f"--resume: no complete checkpoint-* directory in {run_dir} to resume from{incomplete}")
+        return Run(verb, run_dir, str(checkpoint), step, [str(p) for p in skipped])
     if run_dir.exists() and any(run_dir.iterdir()):
         if not is_run_dir(run_dir):  # --overwrite deletes the directory: only ever one of our runs
             raise CurateError(
@@ -93,19 +123,29 @@ def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> str | None:
             )
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    return None
+    return Run(verb, run_dir)
 
 
 def open_run(verb: str, args: Any, resume: bool, overwrite: bool) -> Run:
     """Prepare `args.output_dir` for a fresh, overwritten or resumed run (call it before loading the model).
 
     Under several processes the main one goes first (it may delete an old run); the others then
-    find the directory ready and the same checkpoint, or fail with the same error.
+    find the directory ready and the same checkpoint, or fail with the same error. Checkpoints
+    left incomplete by a crash are passed over, and said so.
     """
-    run_dir = Path(args.output_dir)
     with args.main_process_first(local=False, desc="run directory"):
-        checkpoint = prepare_run_dir(run_dir, resume, overwrite)
-    return Run(verb, run_dir, checkpoint)
+        run = prepare_run_dir(verb, Path(args.output_dir), resume, overwrite)
+    if run.skipped and is_main_process():
+        from rich.markup import escape
+
+        names = ", ".join(Path(p).name for p in run.skipped)
+        err_console.print(
+            f"[yellow]warning:[/] skipping {escape(names)} in {escape(str(run.dir))}: incomplete (no {TRAINER_STATE}; "
+            f"the run stopped while saving it); resuming from {escape(Path(run.resumed_from or '').name)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return run
 
 
 # -- recipe -> TrainingArguments -----------------------------------------------------------------
@@ -216,7 +256,11 @@ class Trained:
 
 
 class RunMeter(TrainerCallback):
-    """Times the training steps and the evaluations apart, so tokens/s counts training steps only."""
+    """Times the training steps and the evaluations apart, so tokens/s counts training steps only.
+
+    It also logs the training loss whenever a checkpoint is about to be saved, so every checkpoint's
+    log history holds the loss of every step before it: what `whole_run_loss` needs after a resume.
+    """
 
     def __init__(self) -> None:
         self.train_seconds = 0.0
@@ -229,6 +273,12 @@ class RunMeter(TrainerCallback):
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.train_seconds += time.perf_counter() - self._step_started
+        if control.should_save:  # set just before by transformers' DefaultFlowCallback
+            control.should_log = True
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if control.should_save:
+            control.should_log = True
 
     def on_evaluate(
         self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **kwargs: Any
@@ -245,7 +295,10 @@ def train_and_evaluate(trainer: Any, run: Run, recipe: BaseRecipe, quiet: bool) 
     reset_peak_memory()
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=run.resumed_from)
-    metrics: dict[str, Any] = {"train_loss": result.training_loss, "global_step": result.global_step}
+    metrics: dict[str, Any] = {
+        "train_loss": whole_run_loss(trainer.state.log_history, run.resumed_step, result),
+        "global_step": result.global_step,
+    }
     if trainer.eval_dataset is not None:
         metrics.update(final_eval(trainer) or trainer.evaluate())
     if trainer.state.best_metric is not None:
@@ -268,6 +321,24 @@ def train_and_evaluate(trainer: Any, run: Run, recipe: BaseRecipe, quiet: bool) 
         "wall_seconds": round(wall, 3),  # train() and the final eval: steps, evals, checkpoints, data loading
     }
     return Trained(metrics, throughput, memory)
+
+
+def whole_run_loss(log_history: list[dict[str, Any]], resumed_step: int, result: Any) -> float:
+    """The mean training loss over every step of the run, as an uninterrupted run reports it.
+
+    transformers' `training_loss` covers the steps of this `train()` call only; after a resume the
+    steps before it come from the checkpoint's log history, each logged mean weighted by the
+    steps it covers (RunMeter logs at every save, so that history reaches the checkpoint's step).
+    """
+    if resumed_step == 0:
+        return float(result.training_loss)
+    before, logged = 0.0, 0
+    for entry in log_history:
+        if "loss" in entry and entry["step"] <= resumed_step:
+            before += entry["loss"] * (entry["step"] - logged)
+            logged = entry["step"]
+    now = result.global_step - resumed_step
+    return (before + result.training_loss * now) / max(logged + now, 1)
 
 
 def final_eval(trainer: Any) -> dict[str, Any] | None:
@@ -338,6 +409,7 @@ def write_card(
         "hardware": hardware(),
         "versions": versions(),
         "resumed_from": run.resumed_from,
+        "skipped_checkpoints": run.skipped,
     }
     for key, value in own.items():
         card[key] = {**card[key], **value} if isinstance(card.get(key), dict) and isinstance(value, dict) else value

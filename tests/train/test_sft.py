@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import math
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -119,18 +119,74 @@ def test_cli_generate_and_merge(tiny_run: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
-def test_resume_continues_the_step_count(tiny_lm: Path, latex_export: Path, tmp_path: Path) -> None:
-    steps_per_epoch = math.ceil(read_manifest(latex_export).counts.splits["train"] / 8)
-    common = {"training__eval_each_epoch": False, "generation__samples": 0}
-    first = run_sft(sft_recipe(tiny_lm, latex_export, tmp_path / "run", training__epochs=1, **common), quiet=True)
-    assert (first / f"checkpoint-{steps_per_epoch}").is_dir()
-    assert read_run_card(first)["metrics"]["global_step"] == steps_per_epoch
-    again = sft_recipe(tiny_lm, latex_export, tmp_path / "run", training__epochs=2, **common)
-    run_sft(again, resume=True, quiet=True)
-    card = read_run_card(first)
-    assert card["resumed_from"].endswith(f"checkpoint-{steps_per_epoch}")
-    assert card["metrics"]["global_step"] == 2 * steps_per_epoch
-    assert min(e["step"] for e in card["loss_curve"]) == 1  # the history carries over from the checkpoint
+RESUME_KEYS = {"training.epochs": 2, "training.eval_each_epoch": False, "logging.logging_steps": 2}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_lm: Path, latex_export: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two epochs in one go, a checkpoint after each (the loss logged every 2 steps, so not at every save)."""
+    out = tmp_path_factory.mktemp("runs") / "whole"
+    keys = {k.replace(".", "__"): v for k, v in RESUME_KEYS.items()}
+    return run_sft(sft_recipe(tiny_lm, latex_export, out, generation__samples=0, **keys), quiet=True)
+
+
+@pytest.fixture(scope="module")
+def resumed_after_a_crash(
+    uninterrupted: Path, tiny_lm: Path, latex_export: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, int, Any]:
+    """The same run killed while saving its last checkpoint, then `train sft --resume`.
+
+    A kill there leaves epoch 1's checkpoint complete and the last one with its weights written but
+    not its trainer_state.json (transformers writes that last): copied here from the whole run.
+    """
+    steps = read_run_card(uninterrupted)["metrics"]["global_step"] // 2
+    out = tmp_path_factory.mktemp("runs") / "crashed"
+    shutil.copytree(uninterrupted / f"checkpoint-{steps}", out / f"checkpoint-{steps}")
+    (out / f"checkpoint-{2 * steps}").mkdir()
+    shutil.copy(
+        uninterrupted / f"checkpoint-{2 * steps}" / "adapter_model.safetensors", out / f"checkpoint-{2 * steps}"
+    )
+    args = ["sft", "--data", str(latex_export), "--model", str(tiny_lm), "--out", str(out), "--resume"]
+    args += ["--batch-size", "8", "--lr", "1e-3", "--no-gradient-checkpointing", "generation.samples=0"]
+    result = CliRunner().invoke(app, [*args, *(f"{k}={v}" for k, v in RESUME_KEYS.items())])
+    assert result.exit_code == 0, result.output
+    return out, steps, result
+
+
+def test_resume_skips_a_checkpoint_a_crash_left_incomplete(resumed_after_a_crash: tuple[Path, int, Any]) -> None:
+    from train.run import checkpoint_step
+
+    out, steps, result = resumed_after_a_crash
+    warning = " ".join(result.stderr.split())
+    assert f"skipping checkpoint-{2 * steps} in {out}: incomplete" in warning
+    assert f"resuming from checkpoint-{steps}" in warning
+    card = read_run_card(out)
+    assert card["resumed_from"].endswith(f"checkpoint-{steps}")
+    assert [Path(p).name for p in card["skipped_checkpoints"]] == [f"checkpoint-{2 * steps}"]
+    assert card["metrics"]["global_step"] == 2 * steps
+    assert checkpoint_step(out / f"checkpoint-{2 * steps}") == 2 * steps  # saved again, whole this time
+    assert min(e["step"] for e in card["loss_curve"]) < steps  # the history carries over from the checkpoint
+
+
+def test_resumed_run_reports_the_whole_runs_train_loss(
+    resumed_after_a_crash: tuple[Path, int, Any], uninterrupted: Path
+) -> None:
+    resumed, whole = read_run_card(resumed_after_a_crash[0]), read_run_card(uninterrupted)
+    curve = [(e["step"], e["loss"]) for e in whole["loss_curve"] if "loss" in e]
+    again = [(e["step"], e["loss"]) for e in resumed["loss_curve"] if "loss" in e]
+    assert [step for step, _ in again] == [step for step, _ in curve]
+    assert [loss for _, loss in again] == pytest.approx([loss for _, loss in curve], rel=1e-4)  # the same steps
+    assert resumed["metrics"]["train_loss"] == pytest.approx(whole["metrics"]["train_loss"], rel=1e-4)
+
+
+def test_resume_without_a_complete_checkpoint_is_one_clear_error(tmp_path: Path) -> None:
+    from curate.errors import CurateError
+    from train.run import prepare_run_dir
+
+    (tmp_path / "checkpoint-5").mkdir(parents=True)
+    (tmp_path / "checkpoint-5" / "trainer_state.json").write_text('{"global_step": 5, "log_hi')  # cut short
+    with pytest.raises(CurateError, match=r"no complete checkpoint-\* .*checkpoint-5: incomplete"):
+        prepare_run_dir("sft", tmp_path, resume=True, overwrite=False)
 
 
 def _labelled_export(tmp_path: Path) -> Path:
