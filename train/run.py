@@ -5,11 +5,13 @@ A run, top to bottom (train/sft.py is the shortest complete verb):
 
     data = load_data(recipe.dataset.path, "sft")                         # train/data.py
     run_dir = run_dir_for(recipe, data.name, "sft")
-    args = SFTConfig(**training_arguments(recipe, run_dir, has_eval), max_length=...)  # + the verb's keys
+    eval_set = eval_split(recipe, data.eval)                             # capped by training.eval_rows
+    args = SFTConfig(**training_arguments(recipe, run_dir, eval_set is not None), max_length=...)
     run = open_run("sft", args, resume, overwrite)    # fresh, overwritten or resumed; before the model loads
     trainer = SFTTrainer(model=..., args=args, ...)
-    trained = train_and_evaluate(trainer, run, recipe, quiet)   # progress, timing, memory, eval, save
+    trained = train_and_evaluate(trainer, run, recipe, quiet)   # progress, timing, memory, eval once, save
     write_card(run, trainer, recipe, data, trained, {...the verb's own card fields...})
+    report(run.dir, quiet, shown_metrics)                        # in the command: the summary, or the dir
 
 How to add a verb (`train dpo`, `ppo`, `rloo`, `grpo`, `classify`):
 1. Recipe: a `BaseRecipe` subclass with a section of the verb's own keys, each declared once as
@@ -18,10 +20,13 @@ How to add a verb (`train dpo`, `ppo`, `rloo`, `grpo`, `classify`):
    TrainingArguments keyword comes from `training_arguments`, the verb adds only its trainer's own —
    and its TRL trainer (TRL's config/trainer pairs are the model).
 3. Run: `open_run` before loading the model, `train_and_evaluate`, then `write_card` with the verb's
-   own card fields and metrics (e.g. reward accuracy on the test pairs); `print_summary` at the end.
-4. Command: `<verb>_command` in the verb's module, registered in train/cli.py with one line.
-A loop TRL does not ship (PPO) opens its run with `open_run` and ends with `write_card` the same way,
-so its run directory, card and resume behave like every other verb's.
+   own card fields and metrics (e.g. reward accuracy on the test pairs).
+4. Command: `<verb>_command(overrides, config, flags, resume, overwrite, quiet)` decorated with
+   `@with_flags(DPORecipe, (*options.TRAIN_FLAGS, Flag("dpo.beta"), ...))` (flags only for everyday
+   keys; every key is a KEY=VALUE anyway); it calls `load_recipe`, `announce`, the run function and
+   `report`. Register it in train/cli.py with one line: `app.command("dpo", epilog=keys_help(DPORecipe))`.
+A loop TRL does not ship (PPO) opens its run with `open_run`, adds `RunMeter` to its timing and ends
+with `write_card` the same way, so its run directory, card and resume behave like every other verb's.
 
 Under `accelerate launch` / `torchrun` every process runs the verb: the main process prepares the
 run directory while the others wait, and only it prints, saves and writes the card; the card
@@ -164,8 +169,8 @@ def pick_max_length(
     if recipe.tokenizer.max_length:
         return recipe.tokenizer.max_length
     recommended, why = export_max_length(data, str(recipe.model.name), renderer, splits)
-    if not quiet and recommended is not None:
-        console.print(f"max_length {recommended}: {why}", highlight=False)
+    if not quiet and recommended is not None and is_main_process():
+        console.print(f"max_length {recommended}: {why}", highlight=False, soft_wrap=True)
     return recommended or DEFAULT_MAX_LENGTH
 
 
@@ -206,6 +211,8 @@ def training_arguments(recipe: BaseRecipe, run_dir: Path, has_eval: bool) -> dic
     t, memory = recipe.training, recipe.memory
     dtype = resolve_dtype(memory.compute_dtype if memory.quantize != "none" else recipe.model.dtype)
     on_gpu = torch.cuda.is_available()
+    # Several processes without a GPU (torchrun/accelerate on CPU): DDP over gloo, as transformers does with use_cpu.
+    cpu_processes = not on_gpu and int(os.environ.get("WORLD_SIZE", "1")) > 1
     evaluate = has_eval and t.eval_each_epoch
     keep_best = evaluate and t.save_each_epoch and t.keep_best
     return {
@@ -240,6 +247,7 @@ def training_arguments(recipe: BaseRecipe, run_dir: Path, has_eval: bool) -> dic
         "hub_model_id": recipe.logging.hub_model_id,
         "disable_tqdm": True,  # eval batches too: `show_progress` draws ours
         "dataloader_pin_memory": on_gpu,
+        "use_cpu": cpu_processes,
     }
 
 
