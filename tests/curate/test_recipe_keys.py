@@ -18,25 +18,28 @@ from curate.recipe import BuildRecipe
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_build_takes_key_value_overrides_after_a_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [  # after a recipe (the rest of the file stands), and after input files
+        (
+            ["recipes/latex-build.yaml", "split.seed=3", "normalize.min_chars=3"],
+            {"split": {"seed": 3}, "normalize": {"min_chars": 3}, "template": "latex"},
+        ),
+        (
+            ["data/latex", "map={english: prompt, latex: response}", "template=latex"],
+            {"inputs": ["data/latex"], "map": {"english": "prompt", "latex": "response"}, "template": "latex"},
+        ),
+    ],
+)
+def test_build_takes_key_value_overrides(
+    args: list[str], expected: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(REPO)
-    out = tmp_path / "latex"
-    args = ["build", "recipes/latex-build.yaml", "split.seed=3", "normalize.min_chars=3", "--out", str(out), "-q"]
-    result = CliRunner().invoke(app, args)
+    result = CliRunner().invoke(app, ["build", *args, "--out", str(tmp_path / "latex"), "-q"])
     assert result.exit_code == 0, result.output
-    recipe = json.loads((out / "manifest.json").read_text())["recipe"]
-    assert recipe["split"]["seed"] == 3 and recipe["normalize"]["min_chars"] == 3
-    assert recipe["template"] == "latex"  # the rest of the file stands
-
-
-def test_build_takes_key_value_overrides_after_input_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(REPO)
-    out = tmp_path / "latex"
-    args = ["build", "data/latex", "map={english: prompt, latex: response}", "template=latex", "-o", str(out), "-q"]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["recipe"]["inputs"] == ["data/latex"] and manifest["template"]["name"] == "latex"
+    recipe = json.loads((tmp_path / "latex" / "manifest.json").read_text())["recipe"]
+    for key, value in expected.items():
+        assert {k: recipe[key][k] for k in value} == value if isinstance(value, dict) else recipe[key] == value
 
 
 @pytest.mark.parametrize(
