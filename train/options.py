@@ -1,4 +1,5 @@
-"""Command-line options of the `train` verbs: the everyday recipe keys as flags, and the run options.
+"""The command line of a `train` verb: the everyday recipe keys as flags, the run options, and
+`verb_command`, the one command every verb is (recipe in, the verb's run, its report out).
 
 A flag is one line naming its recipe key; its type, help and default come from the key's field
 in train/config.py (see curate/config.py). Every other key is set with `KEY=VALUE`.
@@ -6,12 +7,15 @@ in train/config.py (see curate/config.py). Every other key is set with `KEY=VALU
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from curate.config import Flag
+from curate.config import Flag, FlagValues, load_recipe, parse_overrides, with_flags
+from curate.console import user_errors
+from train.config import BaseRecipe
 
 # The keys nearly every run sets from the command line; a verb adds its own (e.g. reward's --margin).
 TRAIN_FLAGS = (
@@ -54,3 +58,36 @@ Inspect = Annotated[
         min=0, help="Print the first N examples as the trainer receives them (tokens, loss mask, counts); exit."
     ),
 ]
+
+
+def verb_command(
+    verb: str,
+    model: type[BaseRecipe],
+    everyday: Sequence[Flag],
+    run: Callable[..., Any],
+    finish: Callable[[Any, bool], Any],
+    doc: str,
+) -> Callable[..., None]:
+    """The Typer command of `train <verb>`: the recipe (file, KEY=VALUE, `everyday` flags) is printed,
+    `run(recipe, resume=, overwrite=, quiet=, inspect=)` trains, and `finish(result, quiet)` reports
+    (`run` returns None after --inspect). `doc` is the command's help.
+    """
+    from train.progress import announce
+
+    def command(
+        overrides: Overrides = None,
+        config: Config = None,
+        flags: FlagValues = None,
+        inspect: Inspect = 0,
+        resume: Resume = False,
+        overwrite: Overwrite = False,
+        quiet: Quiet = False,
+    ) -> None:
+        recipe = load_recipe(model, config, parse_overrides(overrides or []), flags or {})
+        announce(recipe, f"train {verb} · {config or 'command line'}", quiet)
+        result = run(recipe, resume=resume, overwrite=overwrite, quiet=quiet, inspect=inspect)
+        if result is not None:
+            finish(result, quiet)
+
+    command.__doc__ = doc
+    return user_errors(with_flags(model, everyday)(command))

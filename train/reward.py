@@ -20,18 +20,16 @@ from typing import Any
 
 from pydantic import Field
 
-from curate.config import Flag, FlagValues, with_flags
-from curate.console import user_errors
+from curate.config import Flag
 from curate.errors import CurateError
 from curate.render import Renderer
 from train import options
-from train.config import BaseRecipe, _Section, load_recipe, parse_overrides
-from train.formatting import renderer_for, reward_dataset
-from train.progress import announce
+from train.config import BaseRecipe, _Section
+from train.formatting import reward_dataset
 from train.run import (
     eval_split,
+    load_inputs,
     open_run,
-    pick_max_length,
     report,
     run_dir_for,
     train_and_evaluate,
@@ -207,31 +205,22 @@ def train_reward(
     """
     from transformers import AutoModelForSequenceClassification
 
-    from train.data import load_data
-    from train.model import load_model, load_tokenizer
+    from train.model import load_model
 
-    if not recipe.dataset.path:
-        raise CurateError("no training data: pass --data EXPORT_DIR (a preference export: prompt, chosen, rejected)")
-    if not recipe.model.name:
-        raise CurateError("no model: pass --model NAME (hub id, local directory, .gguf file or 'smollm2')")
     if recipe.training.group_by_length:  # transformers' length sampler reads `input_ids`; pairs have two
         raise CurateError("training.group_by_length is not supported by `train reward` (pairs have two sequences)")
     if recipe.memory.quantize != "none" and not recipe.lora.enabled:
         raise CurateError(
             f"--quantize {recipe.memory.quantize} needs LoRA (QLoRA): quantized weights cannot be trained in full"
         )
-    data = load_data(recipe.dataset.path, "reward")
+    inputs = load_inputs(recipe, "reward", quiet, inspect, chat_strings=recipe.reward.chat_template)
+    if inputs is None:
+        return None
+    data, renderer, max_length = inputs.data, inputs.renderer, inputs.max_length
+    tokenizer = renderer.tokenizer
     if "prompt" not in data.columns:
         raise CurateError(f"{data.source}: `train reward` needs a `prompt` column beside chosen and rejected")
-    tokenizer = load_tokenizer(recipe.model.name, recipe.tokenizer.padding_side, recipe.tokenizer.pad_token)
-    renderer = renderer_for(data, tokenizer, recipe.dataset, recipe.model.name, recipe.reward.chat_template)
     test = eval_split(recipe, data.eval)
-    max_length = pick_max_length(recipe, data, renderer, quiet)
-    if inspect:
-        from train.inspect import inspect_data
-
-        inspect_data(data, renderer, "reward", max_length, inspect)
-        return None
     args = reward_config(recipe, run_dir_for(recipe, data.name, "reward"), test is not None, max_length)
     run = open_run("reward", args, resume, overwrite)
     model = load_model(recipe.model, recipe.memory, AutoModelForSequenceClassification, num_labels=1)
@@ -254,8 +243,14 @@ def train_reward(
     return RewardRun(run.dir, trainer.model, tokenizer, renderer, trained.metrics)
 
 
-@user_errors
-@with_flags(
+def finish_reward(run: RewardRun, quiet: bool) -> None:
+    """The end of `train reward`: the losses and test metrics (with --quiet, the run directory)."""
+    shown = ["train_loss", "eval_loss", *(k for k in run.metrics if k.startswith("test_"))]
+    report(run.run_dir, quiet, shown, "adapter + score head, tokenizer, run_card.json, README.md")
+
+
+reward_command = options.verb_command(
+    "reward",
     RewardRecipe,
     (
         *options.TRAIN_FLAGS,
@@ -264,16 +259,8 @@ def train_reward(
         Flag("reward.use_margin", "--margin/--no-margin"),
         Flag("reward.center_rewards_coefficient", "--center-rewards"),
     ),
-)
-def reward_command(
-    overrides: options.Overrides = None,
-    config: options.Config = None,
-    flags: FlagValues = None,
-    inspect: options.Inspect = 0,
-    resume: options.Resume = False,
-    overwrite: options.Overwrite = False,
-    quiet: options.Quiet = False,
-) -> None:
+    train_reward,
+    finish_reward,
     """Train a reward model on preference pairs with TRL's RewardTrainer (LoRA or full).
 
     Loss: -log σ(r_chosen − r_rejected − margin), the margin taken from the export's rating gap.
@@ -286,10 +273,5 @@ def reward_command(
       train reward --config recipes/qa-reward.yaml --center-rewards 0.01
       train reward --data out/qa-pairs --model smollm2 --no-margin
       train reward --config recipes/qa-reward.yaml --inspect 2
-    """
-    recipe = load_recipe(RewardRecipe, config, parse_overrides(overrides or []), flags or {})
-    announce(recipe, f"train reward · {config or 'command line'}", quiet)
-    run = train_reward(recipe, resume=resume, overwrite=overwrite, quiet=quiet, inspect=inspect)
-    if run is not None:
-        shown = ["train_loss", "eval_loss", *(k for k in run.metrics if k.startswith("test_"))]
-        report(run.run_dir, quiet, shown, "adapter + score head, tokenizer, run_card.json, README.md")
+    """,
+)

@@ -3,15 +3,15 @@ memory, metrics, the run card and resume. A verb's own module keeps only what is
 
 A run, top to bottom (train/sft.py is the shortest complete verb):
 
-    data = load_data(recipe.dataset.path, "sft")                         # train/data.py
-    run_dir = run_dir_for(recipe, data.name, "sft")
-    eval_set = eval_split(recipe, data.eval)                             # capped by training.eval_rows
+    inputs = load_inputs(recipe, "sft", quiet, inspect)  # data, its rendering, max_length (or --inspect)
+    run_dir = run_dir_for(recipe, inputs.data.name, "sft")
+    eval_set = eval_split(recipe, test_rows)             # capped by training.eval_rows
     args = SFTConfig(**training_arguments(recipe, run_dir, eval_set is not None), max_length=...)
-    run = open_run("sft", args, resume, overwrite)    # fresh, overwritten or resumed; before the model loads
+    run = open_run("sft", args, resume, overwrite)       # fresh, overwritten or resumed; before the model
     trainer = SFTTrainer(model=..., args=args, ...)
-    trained = train_and_evaluate(trainer, run, recipe, quiet)   # progress, timing, memory, eval once, save
-    write_card(run, trainer, recipe, data, trained, {...the verb's own card fields...})
-    report(run.dir, quiet, shown_metrics)                        # in the command: the summary, or the dir
+    trained = train_and_evaluate(trainer, run, recipe, quiet)  # progress, timing, memory, eval once, save
+    write_card(run, trainer, recipe, inputs.data, trained, {...the verb's own card fields...})
+    report(run.dir, quiet, shown_metrics)                # in the command: the summary, or the run dir
 
 How to add a verb (`train dpo`, `ppo`, `rloo`, `grpo`, `classify`):
 1. Recipe: a `BaseRecipe` subclass with a section of the verb's own keys, each declared once as
@@ -21,10 +21,10 @@ How to add a verb (`train dpo`, `ppo`, `rloo`, `grpo`, `classify`):
    and its TRL trainer (TRL's config/trainer pairs are the model).
 3. Run: `open_run` before loading the model, `train_and_evaluate`, then `write_card` with the verb's
    own card fields and metrics (e.g. reward accuracy on the test pairs).
-4. Command: `<verb>_command(overrides, config, flags, resume, overwrite, quiet)` decorated with
-   `@with_flags(DPORecipe, (*options.TRAIN_FLAGS, Flag("dpo.beta"), ...))` (flags only for everyday
-   keys; every key is a KEY=VALUE anyway); it calls `load_recipe`, `announce`, the run function and
-   `report`. Register it in train/cli.py with one line: `app.command("dpo", epilog=keys_help(DPORecipe))`.
+4. Command: `dpo_command = options.verb_command("dpo", DPORecipe, (*options.TRAIN_FLAGS,
+   Flag("dpo.beta")), run_dpo, finish_dpo, doc)` — flags only for everyday keys (every key is a
+   KEY=VALUE anyway); `finish_dpo(result, quiet)` calls `report` with the metrics to show. Register
+   it in train/cli.py with one line: `app.command("dpo", epilog=keys_help(DPORecipe))(dpo_command)`.
 A loop TRL does not ship (PPO) opens its run with `open_run`, adds `RunMeter` to its timing and ends
 with `write_card` the same way, so its run directory, card and resume behave like every other verb's.
 
@@ -151,6 +151,46 @@ def open_run(verb: str, args: Any, resume: bool, overwrite: bool) -> Run:
             soft_wrap=True,
         )
     return run
+
+
+# -- what a verb starts from ----------------------------------------------------------------------
+
+
+@dataclass
+class Inputs:
+    """What every verb starts from: the data, its rendering for the model's tokenizer, and max_length."""
+
+    data: TrainData
+    renderer: Renderer
+    max_length: int
+
+
+def load_inputs(
+    recipe: BaseRecipe, verb: str, quiet: bool, inspect: int = 0, chat_strings: bool = False
+) -> Inputs | None:
+    """Check the recipe names data and a model, load the data for `verb`, render it for the model's tokenizer.
+
+    `inspect` > 0: print that many examples as the trainer would receive them and return None (no model loaded).
+    `chat_strings`: give untemplated prompt/answer strings as chat turns (`train reward`).
+    """
+    from train.data import load_data
+    from train.formatting import renderer_for
+    from train.model import load_tokenizer
+
+    if not recipe.dataset.path:
+        raise CurateError("no training data: pass --data EXPORT_DIR (or set dataset.path in the recipe)")
+    if not recipe.model.name:
+        raise CurateError("no model: pass --model NAME (hub id, local directory, .gguf file or 'smollm2')")
+    data = load_data(recipe.dataset.path, verb)
+    tokenizer = load_tokenizer(recipe.model.name, recipe.tokenizer.padding_side, recipe.tokenizer.pad_token)
+    renderer = renderer_for(data, tokenizer, recipe.dataset, recipe.model.name, chat_strings)
+    max_length = pick_max_length(recipe, data, renderer, quiet)
+    if inspect:
+        from train.inspect import inspect_data
+
+        inspect_data(data, renderer, verb, max_length, inspect)
+        return None
+    return Inputs(data, renderer, max_length)
 
 
 # -- recipe -> TrainingArguments -----------------------------------------------------------------

@@ -11,22 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from curate.config import FlagValues, with_flags
-from curate.console import console, user_errors
+from curate.console import console
 from curate.errors import CurateError
 from curate.render import Example, Renderer
 from train import options
-from train.config import SFTRecipe, load_recipe, parse_overrides
-from train.data import TrainData, load_data
-from train.formatting import renderer_for, sft_dataset, stop_token
+from train.config import SFTRecipe
+from train.data import TrainData
+from train.formatting import sft_dataset, stop_token
 from train.generate import generate_texts
-from train.inspect import inspect_data
-from train.model import load_model, load_tokenizer, lora_config
-from train.progress import announce
+from train.model import load_model, lora_config
 from train.run import (
     eval_split,
+    load_inputs,
     open_run,
-    pick_max_length,
     report,
     run_dir_for,
     train_and_evaluate,
@@ -103,17 +100,10 @@ def run_sft(
 
     `inspect` > 0: print that many examples as the trainer would receive them, and stop (None) before any model.
     """
-    if not recipe.dataset.path:
-        raise CurateError("no training data: pass --data EXPORT_DIR (or set dataset.path in the recipe)")
-    if not recipe.model.name:
-        raise CurateError("no model: pass --model NAME (hub id, local directory, .gguf file or 'smollm2')")
-    data = load_data(recipe.dataset.path, "sft")
-    tokenizer = load_tokenizer(recipe.model.name, recipe.tokenizer.padding_side, recipe.tokenizer.pad_token)
-    renderer = renderer_for(data, tokenizer, recipe.dataset, recipe.model.name)
-    max_length = pick_max_length(recipe, data, renderer, quiet)
-    if inspect:
-        inspect_data(data, renderer, "sft", max_length, inspect)
+    inputs = load_inputs(recipe, "sft", quiet, inspect)
+    if inputs is None:
         return None
+    data, renderer, max_length = inputs.data, inputs.renderer, inputs.max_length
     splits = sft_splits(data, renderer, max_length)  # before the run dir and model: bad lengths fail fast
     splits["test"] = eval_split(recipe, splits.get("test"))  # capped by training.eval_rows
     if splits["test"] is None:
@@ -187,17 +177,26 @@ def split_text(text: str, template: str | None) -> tuple[str, str]:
     return " ".join(words[: len(words) // 2]), " ".join(words[len(words) // 2 :])
 
 
-@user_errors
-@with_flags(SFTRecipe, (*options.TRAIN_FLAGS, *options.FORMAT_FLAGS))
-def sft_command(
-    overrides: options.Overrides = None,
-    config: options.Config = None,
-    flags: FlagValues = None,
-    inspect: options.Inspect = 0,
-    resume: options.Resume = False,
-    overwrite: options.Overwrite = False,
-    quiet: options.Quiet = False,
-) -> None:
+def finish_sft(run_dir: Path, quiet: bool) -> None:
+    """The end of `train sft`: the summary and the sample generations (with --quiet, the run directory)."""
+    print_samples(report(run_dir, quiet, ("train_loss", "eval_loss", "global_step")))
+
+
+def print_samples(card: dict[str, Any] | None) -> None:
+    """The sample generations of the run card, one line each."""
+    from rich.markup import escape
+
+    for sample in (card or {}).get("samples", []):  # the prompt's end is what differs between test rows
+        tail = " ".join(sample["prompt"].split())[-60:]
+        console.print(f"[dim]…{escape(tail)}[/] → {escape(sample['generated'][:120])}", highlight=False)
+
+
+sft_command = options.verb_command(
+    "sft",
+    SFTRecipe,
+    (*options.TRAIN_FLAGS, *options.FORMAT_FLAGS),
+    run_sft,
+    finish_sft,
     """Supervised fine-tuning (LoRA / QLoRA) of a causal LM on an export, with TRL's SFTTrainer.
 
     Evaluates and saves each epoch, keeps the best checkpoint by eval loss, then writes the
@@ -209,18 +208,5 @@ def sft_command(
       train sft --config recipes/latex-sft.yaml training.epochs=5 lora.r=8
       train sft --data out/latex --model smollm2 --epochs 3 --lr 2e-4
       train sft --config recipes/latex-sft.yaml --inspect 3
-    """
-    recipe = load_recipe(SFTRecipe, config, parse_overrides(overrides or []), flags or {})
-    announce(recipe, f"train sft · {config or 'command line'}", quiet)
-    run_dir = run_sft(recipe, resume=resume, overwrite=overwrite, quiet=quiet, inspect=inspect)
-    if run_dir is not None:
-        print_samples(report(run_dir, quiet, ("train_loss", "eval_loss", "global_step")))
-
-
-def print_samples(card: dict[str, Any] | None) -> None:
-    """The sample generations of the run card, one line each."""
-    from rich.markup import escape
-
-    for sample in (card or {}).get("samples", []):  # the prompt's end is what differs between test rows
-        tail = " ".join(sample["prompt"].split())[-60:]
-        console.print(f"[dim]…{escape(tail)}[/] → {escape(sample['generated'][:120])}", highlight=False)
+    """,
+)

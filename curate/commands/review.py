@@ -230,7 +230,8 @@ def serve_command(
 
     \b
     Example:
-      curate review serve --db sqlite:///review.db --port 8501 --export-dir /srv/review-exports
+      curate review serve --db sqlite:///review.db --port 8501 \\
+          --export-dir /srv/review-exports
     """
     url = resolve_url(db)
     store = open_store(url)  # fail here, with a clear message, rather than inside the app
