@@ -131,5 +131,20 @@ def model_card(card: dict[str, Any]) -> str:
                 f"  - generated: `{sample['generated']!r}`",
                 f"  - reference: `{sample.get('reference')!r}`",
             ]
+    lines += degeneration_lines(card.get("degeneration") or {})
     lines += ["", f"Versions: {json.dumps(card.get('versions', {}))}", ""]
     return "\n".join(lines)
+
+
+def degeneration_lines(section: dict[str, Any]) -> list[str]:
+    """The alignment verbs' held-out check as a before/after table, and the collapse if there was one."""
+    before, after = section.get("before"), section.get("after")
+    if not before or not after:
+        return []
+    lines = ["", f"## Held-out check ({section.get('prompts')} questions, greedy answers)", ""]
+    lines += ["| | before | after |", "|---|---|---|"]
+    lines += [f"| {key} | {_fmt(before.get(key))} | {_fmt(value)} |" for key, value in after.items()]
+    collapse = section.get("collapse")
+    if collapse:
+        lines += ["", f"**Collapse at step {collapse['step']}**: {collapse['reason']}"]
+    return lines

@@ -8,9 +8,12 @@ import typer
 
 from curate.config import keys_help
 from train.config import SFTRecipe
+from train.dpo import DPORecipe, dpo_command
 from train.generate import generate_command
 from train.merge import merge_command
+from train.ppo import PPORecipe, ppo_command
 from train.reward import RewardRecipe, reward_command
+from train.rl import RLRecipe, grpo_command, rloo_command
 from train.score import score_command
 from train.sft import sft_command
 
@@ -37,6 +40,10 @@ app.command("merge")(merge_command)
 app.command("generate")(generate_command)
 app.command("reward", epilog=keys_help(RewardRecipe, "reward.use_margin=false"))(reward_command)
 app.command("score")(score_command)
+app.command("dpo", epilog=keys_help(DPORecipe, "dpo.beta=0.2"))(dpo_command)
+app.command("ppo", epilog=keys_help(PPORecipe, "ppo.kl_coef=0.05"))(ppo_command)
+app.command("rloo", epilog=keys_help(RLRecipe, "rl.num_generations=8"))(rloo_command)
+app.command("grpo", epilog=keys_help(RLRecipe, "rl.num_generations=8"))(grpo_command)
 
 
 def main() -> None:

@@ -21,11 +21,22 @@ from curate.io.manifest import Manifest, has_manifest, read_manifest
 FORMATS: dict[str, list[tuple[str, ...]]] = {
     "sft": [("prompt", "completion"), ("messages",), ("text",)],
     "reward": [("chosen", "rejected")],
+    "dpo": [("chosen", "rejected")],
+    **dict.fromkeys(("ppo", "rloo", "grpo"), [("prompt",), ("messages",)]),  # online RL: any export's questions
 }
-KINDS: dict[str, tuple[str, ...]] = {"sft": ("instruction",), "reward": ("preference",)}
+KINDS: dict[str, tuple[str, ...]] = {
+    "sft": ("instruction",),
+    "reward": ("preference",),
+    "dpo": ("preference",),
+    **dict.fromkeys(("ppo", "rloo", "grpo"), ("instruction", "preference", "rated", "reward")),
+}
 BUILD_HINT: dict[str, str] = {
     "sft": "build an instruction export, e.g. `curate build recipes/latex-build.yaml`",
     "reward": "build a preference export (prompt, chosen, rejected, margin) from rated answers",
+    "dpo": "build a preference export, e.g. `curate build recipes/qa-pairs-build.yaml`",
+    **dict.fromkeys(
+        ("ppo", "rloo", "grpo"), "give an export with questions, e.g. `curate build recipes/qa-sft-build.yaml`"
+    ),
 }
 EVAL_SPLITS = ("test", "validation", "eval")
 

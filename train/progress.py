@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from rich.progress import Progress, TextColumn, TimeRemainingColumn
@@ -52,15 +53,22 @@ def announce(recipe: BaseRecipe, title: str, quiet: bool) -> None:
         print_recipe(recipe, title)
 
 
-def show_progress(trainer: Any, verb: str, quiet: bool, interval: float) -> None:
-    """Put our progress in place of the trainer's tqdm bar and printed log dicts (nothing with --quiet)."""
+def show_progress(trainer: Any, verb: str, quiet: bool, interval: float, shown: Sequence[str] = SHOWN_LOSSES) -> None:
+    """Put our progress in place of the trainer's tqdm bar and printed log dicts (nothing with --quiet).
+
+    `shown`: the logged values shown beside the step count (losses; online RL shows reward and KL).
+    """
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
     if not quiet:
-        description = f"train {verb}"
-        trainer.add_callback(RichProgress(description) if on_terminal() else PlainProgress(description, interval))
+        trainer.add_callback(progress_callback(f"train {verb}", interval, shown))
+
+
+def progress_callback(description: str, interval: float, shown: Sequence[str] = SHOWN_LOSSES) -> TrainerCallback:
+    """A live bar on a terminal, plain lines every `interval` seconds anywhere else (our own loops use it too)."""
+    return RichProgress(description, shown) if on_terminal() else PlainProgress(description, interval, shown)
 
 
 def clock(seconds: float) -> str:
@@ -70,10 +78,11 @@ def clock(seconds: float) -> str:
 
 
 class RichProgress(TrainerCallback):
-    """Steps done / total, rate, elapsed and remaining time, the latest losses beside the bar; a bar per evaluation."""
+    """Steps done / total, rate, elapsed and remaining time, the latest `shown` values beside the bar; a bar per eval."""
 
-    def __init__(self, description: str = "training") -> None:
+    def __init__(self, description: str = "training", shown: Sequence[str] = SHOWN_LOSSES) -> None:
         self.description = description
+        self.shown = tuple(shown)
         self.progress: Progress | None = None
         self.task: Any = None
         self.eval_task: Any = None
@@ -99,7 +108,7 @@ class RichProgress(TrainerCallback):
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         if self.progress is None or self.task is None or not logs:
             return
-        self.losses.update({k: float(v) for k, v in logs.items() if k in SHOWN_LOSSES})
+        self.losses.update({k: float(v) for k, v in logs.items() if k in self.shown})
         self.progress.update(self.task, losses=" · ".join(f"{k} {v:.4f}" for k, v in self.losses.items()))
 
     def on_prediction_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -137,9 +146,10 @@ class PlainProgress(TrainerCallback):
     `train sft · evaluating: batch 3/12`, then `train sft · eval at step 40 (0:00:09): eval_loss 1.3021`
     """
 
-    def __init__(self, description: str, interval: float) -> None:
+    def __init__(self, description: str, interval: float, shown: Sequence[str] = SHOWN_LOSSES) -> None:
         self.description = description
         self.interval = interval
+        self.shown = tuple(shown)
         self.losses: dict[str, float] = {}
         self.started = self.last = 0.0
         self.first_step = 0
@@ -172,7 +182,7 @@ class PlainProgress(TrainerCallback):
         self._print(" · ".join(parts))
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        self.losses.update({k: float(v) for k, v in (logs or {}).items() if k in SHOWN_LOSSES})
+        self.losses.update({k: float(v) for k, v in (logs or {}).items() if k in self.shown})
 
     def on_prediction_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if not state.is_world_process_zero:

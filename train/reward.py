@@ -207,12 +207,6 @@ def train_reward(
 
     from train.model import load_model
 
-    if recipe.training.group_by_length:  # transformers' length sampler reads `input_ids`; pairs have two
-        raise CurateError("training.group_by_length is not supported by `train reward` (pairs have two sequences)")
-    if recipe.memory.quantize != "none" and not recipe.lora.enabled:
-        raise CurateError(
-            f"--quantize {recipe.memory.quantize} needs LoRA (QLoRA): quantized weights cannot be trained in full"
-        )
     inputs = load_inputs(recipe, "reward", quiet, inspect, chat_strings=recipe.reward.chat_template)
     if inputs is None:
         return None

@@ -52,9 +52,9 @@ from curate.io.owned import written_by_us
 from curate.render import Renderer
 from train.card import CARD, hardware, now, peak_memory, read_run_card, reset_peak_memory, versions, write_run_card
 from train.config import BaseRecipe
-from train.data import TrainData, export_max_length
+from train.data import FORMATS, TrainData, export_max_length
 from train.model import describe, model_path, resolve_dtype
-from train.progress import is_main_process, show_progress
+from train.progress import SHOWN_LOSSES, is_main_process, show_progress
 
 # -- the run directory ----------------------------------------------------------------------------
 
@@ -165,22 +165,35 @@ class Inputs:
     max_length: int
 
 
+def check_startable(recipe: BaseRecipe, verb: str) -> None:
+    """One line for a recipe that cannot start: no data, no model, QLoRA without LoRA, length-grouped pairs."""
+    if not recipe.dataset.path:
+        raise CurateError("no training data: pass --data EXPORT_DIR (or set dataset.path in the recipe)")
+    if not recipe.model.name:
+        raise CurateError("no model: pass --model NAME (hub id, local directory, .gguf file or 'smollm2')")
+    if recipe.memory.quantize != "none" and not recipe.lora.enabled:
+        raise CurateError(
+            f"--quantize {recipe.memory.quantize} needs LoRA (QLoRA): quantized weights cannot be trained in full"
+        )
+    pairs = ("chosen", "rejected") in FORMATS.get(verb, [])
+    if pairs and recipe.training.group_by_length:  # transformers' length sampler reads `input_ids`; pairs have two
+        raise CurateError(f"training.group_by_length is not supported by `train {verb}` (pairs have two sequences)")
+
+
 def load_inputs(
     recipe: BaseRecipe, verb: str, quiet: bool, inspect: int = 0, chat_strings: bool = False
 ) -> Inputs | None:
-    """Check the recipe names data and a model, load the data for `verb`, render it for the model's tokenizer.
+    """Check the recipe can start (`check_startable`), load the data for `verb`, render it for the model's tokenizer.
 
     `inspect` > 0: print that many examples as the trainer would receive them and return None (no model loaded).
-    `chat_strings`: give untemplated prompt/answer strings as chat turns (`train reward`).
+    `chat_strings`: give untemplated prompt/answer strings as chat turns (`train reward`, `train dpo`).
     """
     from train.data import load_data
     from train.formatting import renderer_for
     from train.model import load_tokenizer
 
-    if not recipe.dataset.path:
-        raise CurateError("no training data: pass --data EXPORT_DIR (or set dataset.path in the recipe)")
-    if not recipe.model.name:
-        raise CurateError("no model: pass --model NAME (hub id, local directory, .gguf file or 'smollm2')")
+    check_startable(recipe, verb)
+    assert recipe.dataset.path is not None and recipe.model.name is not None
     data = load_data(recipe.dataset.path, verb)
     tokenizer = load_tokenizer(recipe.model.name, recipe.tokenizer.padding_side, recipe.tokenizer.pad_token)
     renderer = renderer_for(data, tokenizer, recipe.dataset, recipe.model.name, chat_strings)
@@ -335,11 +348,24 @@ class RunMeter(TrainerCallback):
         self.eval_seconds += float((metrics or {}).get("eval_runtime", 0.0))
 
 
-def train_and_evaluate(trainer: Any, run: Run, recipe: BaseRecipe, quiet: bool) -> Trained:
-    """Train (resuming when asked), evaluate once, save the model into the run directory; measure it all."""
-    show_progress(trainer, run.verb, quiet, recipe.logging.progress_seconds)
+def train_and_evaluate(
+    trainer: Any,
+    run: Run,
+    recipe: BaseRecipe,
+    quiet: bool,
+    shown: Sequence[str] = SHOWN_LOSSES,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> Trained:
+    """Train (resuming when asked), evaluate once, save the model into the run directory; measure it all.
+
+    `shown`: the logged values the progress shows beside the step count (losses; online RL shows reward and KL).
+    `callbacks` run after RunMeter at each step's end, so what they do (a held-out check) is not counted as training.
+    """
+    show_progress(trainer, run.verb, quiet, recipe.logging.progress_seconds, shown)
     meter = RunMeter()
     trainer.add_callback(meter)
+    for callback in callbacks:
+        trainer.add_callback(callback)
     reset_peak_memory()
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=run.resumed_from)
@@ -357,18 +383,25 @@ def train_and_evaluate(trainer: Any, run: Run, recipe: BaseRecipe, quiet: bool) 
     trainer.save_model(str(run.dir))  # adapter (with any modules_to_save) or full model, + tokenizer
     if recipe.logging.push_to_hub:
         trainer.push_to_hub()
-    tokens = int(getattr(trainer, "_total_train_tokens", 0))  # TRL's count of the non-pad tokens of training steps
+    # TRL's count of the non-pad tokens of training steps; its online-RL trainers count prompt + completion tokens instead.
+    tokens = int(getattr(trainer, "_total_train_tokens", 0) or trainer.state.num_input_tokens_seen or 0)
+    eval_rows = len(trainer.eval_dataset) if trainer.eval_dataset is not None else 0
+    return Trained(metrics, throughput(tokens, meter, eval_rows, wall), memory)
+
+
+def throughput(tokens: int, meter: RunMeter, eval_rows: int, wall: float) -> dict[str, Any]:
+    """The run card's throughput: tokens/s over the training steps only, evaluations apart, and the wall time
+    (train() and the final eval: steps, evals, checkpoints, data loading)."""
     train_seconds = round(meter.train_seconds, 3)
-    throughput = {
+    return {
         "train_tokens": tokens,
         "train_seconds": train_seconds,
         "tokens_per_second": tokens / train_seconds if train_seconds else 0.0,
         "evaluations": meter.evaluations,
-        "eval_rows": len(trainer.eval_dataset) if trainer.eval_dataset is not None else 0,
+        "eval_rows": eval_rows,
         "eval_seconds": round(meter.eval_seconds, 3),
-        "wall_seconds": round(wall, 3),  # train() and the final eval: steps, evals, checkpoints, data loading
+        "wall_seconds": round(wall, 3),
     }
-    return Trained(metrics, throughput, memory)
 
 
 def whole_run_loss(log_history: list[dict[str, Any]], resumed_step: int, result: Any) -> float:

@@ -70,9 +70,13 @@ def test_any_saved_hf_dataset_in_a_trl_format_loads(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_recipe_loads_with_its_tools_model(path: Path) -> None:
     from curate.recipe import BuildRecipe
+    from train.dpo import DPORecipe
+    from train.ppo import PPORecipe
     from train.reward import RewardRecipe
+    from train.rl import RLRecipe
 
-    model = {"build": BuildRecipe, "sft": SFTRecipe, "reward": RewardRecipe}[path.stem.rsplit("-", 1)[-1]]
+    models = {"build": BuildRecipe, "sft": SFTRecipe, "reward": RewardRecipe, "dpo": DPORecipe, "ppo": PPORecipe}
+    model = {**models, "rloo": RLRecipe, "grpo": RLRecipe}[path.stem.rsplit("-", 1)[-1]]
     assert load_recipe(model, path)
 
 
@@ -83,7 +87,7 @@ def test_key_value_null_resets_a_key_the_file_set() -> None:
     assert recipe.tokenizer.max_length is None  # the file says 512; null means: the export's recommended length
 
 
-@pytest.mark.parametrize("verb", ["sft", "reward"])
+@pytest.mark.parametrize("verb", ["sft", "reward", "dpo", "ppo", "rloo", "grpo"])
 def test_help_lists_every_flag_and_key_with_its_default_at_80_columns(verb: str) -> None:
     import re
 
@@ -92,7 +96,10 @@ def test_help_lists_every_flag_and_key_with_its_default_at_80_columns(verb: str)
     from curate.config import iter_sections, show_value
     from train import options
     from train.cli import app
+    from train.dpo import DPORecipe
+    from train.ppo import PPORecipe
     from train.reward import RewardRecipe
+    from train.rl import RLRecipe
 
     result = CliRunner().invoke(app, [verb, "--help"], env={"COLUMNS": "80"}, terminal_width=80)
     assert result.exit_code == 0
@@ -101,12 +108,17 @@ def test_help_lists_every_flag_and_key_with_its_default_at_80_columns(verb: str)
     names = ["--data", "--model", "--out", "--epochs", "--max-steps", "--lr", "--grad-accum", "--quantize"]
     names += ["--gradient-checkpointing", "--no-gradient-checkpointing", "--config", "--resume", "--quiet"]
     names += ["--margin", "--no-margin", "--center-rewards", "--lora", "--full"] if verb == "reward" else []
+    if verb in ("dpo", "ppo", "rloo", "grpo"):  # the alignment verbs' shared flags, then each one's own
+        names += ["--policy", "--reward", "--stop-on-collapse", "--no-stop-on-collapse", "--inspect"]
+        names += {"dpo": ["--ref-model", "--beta", "--loss-type", "--label-smoothing"], "ppo": ["--kl-coef"]}.get(
+            verb, ["--beta", "--num-generations"]
+        )
     for name in names:  # whole, never cut to fit a column
         assert re.search(rf"(^|[ ,/]){re.escape(name)}([ ,/]|$)", result.output, re.M), name
     text = " ".join(result.output.split())
     assert "--epochs <float> Training epochs. [default: 3.0]" in text  # help and default from the field
     assert "--quantize [none|4bit|8bit]" in text
-    model = RewardRecipe if verb == "reward" else SFTRecipe
+    model = {"reward": RewardRecipe, "dpo": DPORecipe, "ppo": PPORecipe, "sft": SFTRecipe}.get(verb, RLRecipe)
     for _, _, _, keys in iter_sections(model):
         for key, info in keys:
             assert f"{key}={show_value(info.get_default(call_default_factory=True))}" in result.output, key
