@@ -72,7 +72,11 @@ class DatasetSection(_Section):
     """The training data: an export directory, a saved HF dataset, or a hub dataset id."""
 
     path: str | None = Field(default=None, description="Export directory, saved HF dataset or hub dataset id.")
-    packing: bool = Field(default=False, description="Pack examples into max_length blocks.")
+    packing: bool | None = Field(
+        default=None,
+        description="Pack examples padding-free into max_length rows, each attending only to itself (train sft); "
+        "null: on with a CUDA GPU, off on CPU.",
+    )
     completion_only_loss: bool | None = Field(
         default=None,
         description="Loss only on what the model writes (the completion of prompt/completion rows); null: on; "
@@ -135,6 +139,39 @@ class MemorySection(_Section):
         default="auto", description="Compute dtype of a quantized model (auto as model.dtype)."
     )
     gradient_checkpointing: bool = Field(default=True, description="Trade compute for memory.")
+    upcast_unquantized: bool = Field(
+        default=False,
+        description="QLoRA: keep the weights bitsandbytes leaves unquantized (embeddings, norms, lm_head) in fp32, "
+        "as peft's prepare_model_for_kbit_training does (+2 bytes each: 2.1 GB on an 8B Llama); false: the "
+        "model dtype, as TRL does.",
+    )
+
+
+class SpeedSection(_Section):
+    """The GPU fast path (train/speed.py): what each part does and costs is in the README's 'Fast training'."""
+
+    attention: Literal["auto", "varlen", "sdpa", "flex_attention", "eager"] = Field(
+        default="auto",
+        description="Attention kernel; auto: varlen (flash attention over each packed sequence) when packing, "
+        "else sdpa.",
+    )
+    liger_kernels: bool | None = Field(
+        default=None,
+        description="Liger's fused RMSNorm, RoPE and SwiGLU kernels; null: on with a CUDA GPU and liger-kernel "
+        "installed.",
+    )
+    bf16_adapters: bool | None = Field(
+        default=None,
+        description="train sft: keep the LoRA weights in bf16 instead of fp32; null: on when the model trains in bf16 "
+        "on a GPU (train reward keeps its trainable weights in fp32).",
+    )
+    compile: bool = Field(default=False, description="torch.compile the model (slow start; pays off on long runs).")
+    tokens_per_step: int | None = Field(
+        default=None,
+        ge=1,
+        description="Packed tokens per device and step; null: batch_size x the mean example length, the tokens "
+        "an unpacked batch holds.",
+    )
 
 
 class LoggingSection(_Section):
@@ -169,6 +206,7 @@ class BaseRecipe(_Section):
     dataset: DatasetSection = Field(default_factory=DatasetSection)
     training: TrainingSection = Field(default_factory=TrainingSection)
     memory: MemorySection = Field(default_factory=MemorySection)
+    speed: SpeedSection = Field(default_factory=SpeedSection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
 
 

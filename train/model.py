@@ -162,7 +162,8 @@ def load_model(model: ModelSection, memory: MemorySection, auto_class: Any = Non
     """Load the base model (quantized when asked) ready for LoRA training.
 
     `auto_class` defaults to AutoModelForCausalLM (reward models pass AutoModelForSequenceClassification
-    and `num_labels=1` in `kwargs`). Quantized models go through `prepare_model_for_kbit_training`.
+    and `num_labels=1` in `kwargs`, `train sft` its `attn_implementation`). A quantized model is frozen; with
+    `memory.upcast_unquantized` it goes through peft's `prepare_model_for_kbit_training` (fp32 norms, embeddings, head).
     """
     from transformers import AutoModelForCausalLM
 
@@ -180,7 +181,7 @@ def load_model(model: ModelSection, memory: MemorySection, auto_class: Any = Non
         loaded = from_pretrained(auto_class, path, **load_kwargs, **kwargs)
     except (OSError, ValueError) as exc:
         raise CurateError(f"cannot load model '{model.name}': {str(exc).splitlines()[0]}") from None
-    if bnb is not None:
+    if bnb is not None and memory.upcast_unquantized:
         from peft import prepare_model_for_kbit_training
 
         loaded = prepare_model_for_kbit_training(
@@ -188,6 +189,8 @@ def load_model(model: ModelSection, memory: MemorySection, auto_class: Any = Non
             use_gradient_checkpointing=memory.gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False},
         )
+    elif bnb is not None:  # frozen as prepare_model_for_kbit_training leaves it, without its fp32 copies
+        loaded.requires_grad_(False)
     if loaded.config.pad_token_id is None and loaded.config.eos_token_id is not None:
         eos = loaded.config.eos_token_id
         loaded.config.pad_token_id = eos[0] if isinstance(eos, list) else eos

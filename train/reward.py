@@ -37,6 +37,7 @@ from train.run import (
     write_card,
 )
 from train.score import reward_scores
+from train.speed import config_kwargs, fast_path
 
 
 class RewardSection(_Section):
@@ -86,11 +87,13 @@ def reward_peft_config(recipe: RewardRecipe, model: Any) -> Any:
 
 
 def reward_config(recipe: RewardRecipe, output_dir: Path, has_eval: bool, max_length: int | None) -> Any:
-    """TRL's RewardConfig: the keys every verb shares (train/run.py) plus the reward loss's own."""
+    """TRL's RewardConfig: the keys every verb shares (train/run.py), the fast path's that apply to pairs (Liger,
+    compile: train/speed.py) and the reward loss's own."""
     from trl import RewardConfig
 
     return RewardConfig(
         **training_arguments(recipe, output_dir, has_eval),
+        **config_kwargs(fast_path(recipe, packs=False)),
         max_length=max_length,
         center_rewards_coefficient=recipe.reward.center_rewards_coefficient,
     )
@@ -217,7 +220,10 @@ def train_reward(
     test = eval_split(recipe, data.eval)
     args = reward_config(recipe, run_dir_for(recipe, data.name, "reward"), test is not None, max_length)
     run = open_run("reward", args, resume, overwrite)
-    model = load_model(recipe.model, recipe.memory, AutoModelForSequenceClassification, num_labels=1)
+    attention = fast_path(recipe, packs=False).attention
+    model = load_model(
+        recipe.model, recipe.memory, AutoModelForSequenceClassification, num_labels=1, attn_implementation=attention
+    )
     trainer = build_trainer(
         model, tokenizer, recipe, data.dataset["train"], test, run.dir, max_length, args, renderer=renderer
     )

@@ -8,6 +8,7 @@ progress, timing, memory, run card, resume) is in train/run.py; this module keep
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from train.run import (
     training_arguments,
     write_card,
 )
+from train.speed import FastPath, adapters_to_bf16, config_kwargs, fast_path, packed_rows
 
 
 def check_prompt_lengths(data: TrainData, examples: dict[str, list[Example]], max_length: int) -> None:
@@ -62,28 +64,45 @@ def sft_splits(data: TrainData, renderer: Renderer, max_length: int | None) -> d
     return {split: rows for split, rows in splits.items() if len(rows)}
 
 
-def sft_config(recipe: SFTRecipe, run_dir: Path, max_length: int, has_eval: bool, eos_token: str | None = None) -> Any:
-    """TRL's SFTConfig: the keys every verb shares (train/run.py) plus SFT's own.
+def sft_config(
+    recipe: SFTRecipe,
+    run_dir: Path,
+    max_length: int,
+    has_eval: bool,
+    eos_token: str | None = None,
+    path: FastPath | None = None,
+    mean_tokens: float | None = None,
+) -> Any:
+    """TRL's SFTConfig: the keys every verb shares (train/run.py), SFT's own and the fast path's (train/speed.py).
 
     `eos_token`: the template's end-of-turn token when the model should stop on it (`stop_token`).
+    `mean_tokens`: the mean length of a training example, which sizes a packed batch (`packed_rows`).
     """
     from trl import SFTConfig
 
+    path = path or fast_path(recipe)
+    shared = training_arguments(recipe, run_dir, has_eval)
+    if path.packing:  # rows of max_length, as many as hold the tokens of an unpacked batch
+        rows = packed_rows(recipe, mean_tokens or max_length, max_length)
+        shared["per_device_train_batch_size"] = shared["per_device_eval_batch_size"] = rows
     return SFTConfig(
-        **training_arguments(recipe, run_dir, has_eval),
+        **shared,
+        **config_kwargs(path),
         max_length=max_length,
-        packing=recipe.dataset.packing,
+        packing=path.packing,  # best-fit decreasing into rows, padding-free (TRL's default packing strategy)
         # The rows come tokenized with their loss mask (train/formatting.py): TRL applies it as given.
         completion_only_loss=True,
         eos_token=eos_token,
     )
 
 
-def build_trainer(splits: dict[str, Any], renderer: Renderer, model: Any, args: Any, recipe: SFTRecipe) -> Any:
-    """TRL's SFTTrainer on the tokenized splits (`sft_splits`), LoRA from the recipe."""
+def build_trainer(
+    splits: dict[str, Any], renderer: Renderer, model: Any, args: Any, recipe: SFTRecipe, path: FastPath | None = None
+) -> Any:
+    """TRL's SFTTrainer on the tokenized splits (`sft_splits`), LoRA from the recipe, bf16 adapters when asked."""
     from trl import SFTTrainer
 
-    return SFTTrainer(
+    trainer = SFTTrainer(
         model=model,
         args=args,
         train_dataset=splits["train"],
@@ -91,6 +110,15 @@ def build_trainer(splits: dict[str, Any], renderer: Renderer, model: Any, args: 
         processing_class=renderer.tokenizer,
         peft_config=lora_config(recipe.lora),
     )
+    if (path or fast_path(recipe)).bf16_adapters and recipe.lora.enabled:
+        adapters_to_bf16(trainer.model)  # the optimizer is built in train(), from these weights
+    return trainer
+
+
+def mean_length(rows: Any, max_length: int) -> float:
+    """The mean tokens of a training example as the trainer sees it (cut at max_length)."""
+    lengths = [min(len(ids), max_length) for ids in rows["input_ids"]]
+    return sum(lengths) / max(len(lengths), 1)
 
 
 def run_sft(
@@ -109,14 +137,21 @@ def run_sft(
     if splits["test"] is None:
         del splits["test"]
     run_dir = run_dir_for(recipe, data.name, "sft")
-    args = sft_config(recipe, run_dir, max_length, "test" in splits, stop_token(renderer))
+    path = fast_path(recipe)
+    mean = mean_length(splits["train"], max_length)
+    args = sft_config(recipe, run_dir, max_length, "test" in splits, stop_token(renderer), path, mean)
     run = open_run("sft", args, resume, overwrite)
-    trainer = build_trainer(splits, renderer, load_model(recipe.model, recipe.memory), args, recipe)
+    model = load_model(recipe.model, recipe.memory, attn_implementation=path.attention)
+    trainer = build_trainer(splits, renderer, model, args, recipe, path)
     trained = train_and_evaluate(trainer, run, recipe, quiet)
     samples = sample_generations(trainer.model, renderer, data, recipe) if trainer.is_world_process_zero() else []
     own = {
         "data": {"default_system_prompt": renderer.default_system_prompt},
         "hyperparameters": {"max_length": max_length, **recipe.dataset.model_dump()},
+        "fast_path": {
+            **asdict(path),
+            "packed_rows_per_step": args.per_device_train_batch_size if path.packing else None,
+        },
         "generation": recipe.generation.model_dump(),
         "samples": samples,
     }
