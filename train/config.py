@@ -165,7 +165,7 @@ class SpeedSection(_Section):
         description="train sft: keep the LoRA weights in bf16 instead of fp32; null: on when the model trains in bf16 "
         "on a GPU (train reward keeps its trainable weights in fp32).",
     )
-    compile: bool = Field(default=False, description="torch.compile the model (slow start; pays off on long runs).")
+    compile: bool = Field(default=False, description="torch.compile the model (a slow first step while it compiles).")
     tokens_per_step: int | None = Field(
         default=None,
         ge=1,
