@@ -13,7 +13,7 @@ from curate.io.atomic import check_replaceable
 from curate.io.card import render_card
 from curate.io.export import SPLITS, write_export
 from curate.io.ingest import Ingested, ingest, source_hashes
-from curate.io.manifest import MANIFEST, BuildInfo, Counts, Manifest, SourceInfo, StepCount
+from curate.io.manifest import MANIFEST, BuildInfo, Counts, Manifest, SkippedFile, SourceInfo, StepCount
 from curate.recipe import BuildRecipe
 from curate.review.ratings import RatingRules
 from curate.schema import DEDUPE_FIELDS, Kind
@@ -145,6 +145,7 @@ def run_build(recipe: BuildRecipe, quiet: bool = False, ingested: Ingested | Non
         **dict(ctx.manifest),
         notes=ctx.notes,
         sources=[SourceInfo(**source) for source in source_hashes(recipe.inputs)],
+        skipped_files=[SkippedFile(path=s.path, reason=s.reason) for s in ingested.skipped],
         recipe=recipe.model_dump(mode="json"),
         versions=package_versions(VERSIONED),
     )

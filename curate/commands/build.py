@@ -43,6 +43,10 @@ def print_summary(result: BuildResult) -> None:
     for split, n in counts.splits.items():
         table.add_row(f"[bold]{split}[/]", "", "", f"[bold]{n}[/]")
     console.print(table)
+    if manifest.skipped_files:
+        console.print(f"Skipped {len(manifest.skipped_files)} file(s) in the input directories:", highlight=False)
+        for entry in manifest.skipped_files:
+            console.print(f"  {escape(entry.path)}: {escape(entry.reason)}", highlight=False)
     console.print(f"Export written to [bold]{escape(str(result.out))}[/]: {', '.join(manifest.files)}")
     console.print(f"Columns: {', '.join(manifest.columns)} · content hash {manifest.content_hash[:23]}…")
     lengths = manifest.lengths

@@ -47,6 +47,13 @@ def render_card(manifest: Manifest, sections: list[str] | None = None) -> str:
         "",
         *[f"- `{s.path}` ({s.sha256[:19]}…)" for s in manifest.sources],
         "",
+        *(
+            ["Files in the input directories that were not read:", ""]
+            + [f"- `{s.path}`: {s.reason}" for s in manifest.skipped_files]
+            + [""]
+            if manifest.skipped_files
+            else []
+        ),
         "## How it was filtered",
         "",
         "| step | rows in | dropped | rows out |",

@@ -8,7 +8,7 @@ from typing import Any
 
 from curate.errors import CurateError, RowError
 from curate.io.export import file_sha256
-from curate.io.readers import read_rows
+from curate.io.readers import Skipped, read_rows
 from curate.schema import Kind, Record, detect_kind, validate_row
 from curate.steps.base import BuildContext
 
@@ -21,6 +21,7 @@ class Ingested:
     records: list[Record]
     invalid: list[dict[str, Any]] = field(default_factory=list)
     rows_read: int = 0
+    skipped: list[Skipped] = field(default_factory=list)  # files in input directories that are not data
 
 
 def ingest(
@@ -35,7 +36,8 @@ def ingest(
     records: list[Record] = []
     invalid: list[dict[str, Any]] = []
     seen_ids: dict[str, str] = {}
-    rows = read_rows(inputs, column_map, ignore)
+    skipped: list[Skipped] = []
+    rows = read_rows(inputs, column_map, ignore, skipped)
     if ctx is not None:
         rows = ctx.track(rows, "ingest")
     count = 0
@@ -59,7 +61,7 @@ def ingest(
         records.append(record)
     if count == 0 or kind is None:
         raise CurateError(f"no rows in {', '.join(inputs)}")
-    return Ingested(kind, records, invalid, count)
+    return Ingested(kind, records, invalid, count, skipped)
 
 
 def source_hashes(inputs: list[str]) -> list[dict[str, str]]:

@@ -27,7 +27,8 @@ from curate.lengths import LengthStats
 from curate.recipe import RatingsConfig
 from curate.schema import Kind
 
-SCHEMA_VERSION = 2  # 2: template.default_system_prompt, template.last_turn_only_rows, notes
+# 2: template.default_system_prompt, template.last_turn_only_rows, notes; 3: skipped_files, per-source counts
+SCHEMA_VERSION = 3
 MANIFEST = "manifest.json"
 
 
@@ -63,6 +64,13 @@ class SourceInfo(Section):
 
     path: str = Field(description="the input as given")
     sha256: str = Field(description="sha256:<hex> of the file (a directory: of all its files), or 'remote'")
+
+
+class SkippedFile(Section):
+    """A file in an input directory that was not read (another type, hidden, a .gz of unknown content)."""
+
+    path: str = Field(description="the file")
+    reason: str = Field(description="why it was not read")
 
 
 class TemplateInfo(Section):
@@ -181,6 +189,9 @@ class BuildInfo(StepSections):
         default_factory=list, description="warnings the build printed (template vs tokenizer, ...)"
     )
     sources: list[SourceInfo]
+    skipped_files: list[SkippedFile] = Field(
+        default_factory=list, description="files in the input directories that were not read, and why"
+    )
     recipe: dict[str, Any] = Field(description="the resolved build recipe (curate/recipe.py BuildRecipe)")
     versions: dict[str, str] = Field(description="python and the packages that shaped the export")
 
@@ -212,6 +223,7 @@ FIELD_ORDER = (
     "notes",
     *StepSections.model_fields,
     "sources",
+    "skipped_files",
     "recipe",
     "versions",
     "content_hash",

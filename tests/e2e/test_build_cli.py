@@ -51,3 +51,24 @@ def test_recipe_with_unknown_key_is_rejected(tmp_path: Path) -> None:
     result = run_curate("build", str(recipe))
     assert result.returncode == 1
     assert "'splitt': unknown key" in result.stderr
+
+
+def test_directory_of_compressed_and_stray_files_builds_and_lists_what_it_skipped(tmp_path: Path) -> None:
+    import gzip
+
+    data = tmp_path / "in"
+    data.mkdir()
+    lines = (REPO / "data" / "latex" / "pairs.jsonl").read_bytes().splitlines(keepends=True)
+    (data / "part1.jsonl.gz").write_bytes(gzip.compress(b"".join(lines[:30])))
+    (data / "part2.jsonl").write_bytes(b"".join(lines[30:]))
+    (data / "backup.gz").write_bytes(gzip.compress(b"".join(lines)))
+    (data / "NOTES.txt").write_text("where the pairs came from\n")
+    out = tmp_path / "out"
+    result = run_curate("build", str(data), "--map", "english=prompt", "--map", "latex=response", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "Skipped 2 file(s) in the input directories:" in result.stdout
+    assert "backup.gz: compressed (.gz), but the name does not say what is inside" in result.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["rows_read"] == len(lines)
+    assert [Path(s["path"]).name for s in manifest["skipped_files"]] == ["NOTES.txt", "backup.gz"]
+    assert "`" + str(data / "backup.gz") + "`" in (out / "README.md").read_text()

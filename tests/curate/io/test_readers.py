@@ -88,3 +88,81 @@ def test_missing_and_unsupported_files(tmp_path: Path) -> None:
     (tmp_path / "broken.parquet").write_bytes(b"not parquet")
     with pytest.raises(CurateError, match="not a readable Parquet"):
         list(read_rows([str(tmp_path / "broken.parquet")]))
+
+
+def test_json_array_is_read_as_rows_with_the_line_each_starts_on(tmp_path: Path) -> None:
+    # Stanford Alpaca's alpaca_data.json: one indented array of objects.
+    alpaca = [{"instruction": "Give three tips.", "input": "", "output": "1. Eat\n2. Sleep"}, ROWS[0]]
+    path = tmp_path / "alpaca_data.json"
+    path.write_text(json.dumps(alpaca, indent=4), encoding="utf-8")
+    rows = list(read_rows([str(path)]))
+    assert [r.data for r in rows] == alpaca
+    assert [(r.row, r.unit) for r in rows] == [(2, "line"), (7, "line")]
+    path.write_text(json.dumps(alpaca, indent=4).replace('"output"', "output", 1), encoding="utf-8")
+    with pytest.raises(RowError, match=r"alpaca_data\.json line 5: field '\(line\)': not valid JSON"):
+        list(read_rows([str(path)]))
+
+
+def _compress(data: bytes, suffix: str) -> bytes:
+    import bz2
+    import gzip
+
+    import zstandard
+
+    return {".gz": gzip.compress, ".bz2": bz2.compress, ".zst": zstandard.ZstdCompressor().compress}[suffix](data)
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".zst"])
+def test_compressed_jsonl_and_csv_read_like_the_plain_files(tmp_path: Path, suffix: str) -> None:
+    jsonl = (json.dumps(ROWS[0]) + "\n\n" + json.dumps(ROWS[1]) + "\n").encode()
+    csv_text = b'question,answer\n"What is 2+2?",4\n"Capital of\nFrance?",Paris\n'
+    for name, data in (("a.jsonl", jsonl), ("a.csv", csv_text)):
+        plain, packed = tmp_path / name, tmp_path / f"{name}{suffix}"
+        plain.write_bytes(data)
+        packed.write_bytes(_compress(data, suffix))
+        expected = [(r.data, r.row) for r in read_rows([str(plain)])]
+        assert [(r.data, r.row) for r in read_rows([str(packed)])] == expected
+    bad = tmp_path / f"bad.jsonl{suffix}"
+    bad.write_bytes(_compress(jsonl + b"{oops\n", suffix))
+    with pytest.raises(RowError, match=rf"bad\.jsonl\{suffix} line 4: field '\(line\)': not valid JSON"):
+        list(read_rows([str(bad)]))
+
+
+def test_gzip_is_decompressed_while_read_not_first(tmp_path: Path) -> None:
+    # A gzip file cut short: the rows before the cut arrive before the reader reaches the damage.
+    import gzip
+
+    body = "".join(json.dumps({"prompt": f"q{i}", "response": "a" * 50}) + "\n" for i in range(20_000)).encode()
+    path = tmp_path / "hh.jsonl.gz"
+    path.write_bytes(gzip.compress(body)[:-4000])
+    rows = read_rows([str(path)])
+    assert next(rows).data == {"prompt": "q0", "response": "a" * 50}
+    with pytest.raises(CurateError, match=r"hh\.jsonl\.gz line \d+: cannot decompress the file \(gzip: .*truncated"):
+        list(rows)
+
+
+def test_directory_lists_the_files_it_skips_and_why(tmp_path: Path) -> None:
+    import gzip
+
+    from curate.io.readers import Skipped
+
+    write_jsonl(tmp_path / "a.jsonl", ROWS[:1])
+    (tmp_path / "b.jsonl.gz").write_bytes(gzip.compress((json.dumps(ROWS[1]) + "\n").encode()))
+    (tmp_path / "dump.gz").write_bytes(gzip.compress(b"x"))
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "t.parquet.gz").write_bytes(b"x")
+    (tmp_path / ".DS_Store").write_bytes(b"x")
+    skipped: list[Skipped] = []
+    assert [r.data for r in read_rows([str(tmp_path)], skipped=skipped)] == ROWS
+    assert [(Path(s.path).name, s.reason.split(":")[0].split(" (")[0]) for s in skipped] == [
+        (".DS_Store", "hidden file"),
+        ("dump.gz", "compressed"),
+        ("notes.txt", "unsupported file type '.txt'"),
+        ("t.parquet.gz", "a compressed Parquet file; Parquet compresses itself"),
+    ]
+    assert "name it like data.jsonl.gz" in skipped[1].reason
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("x")
+    with pytest.raises(CurateError, match=r"empty: directory holds no readable data files \(skipped 1: notes\.txt: "):
+        list(read_rows([str(empty)]))
