@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -160,14 +161,32 @@ def build(recipe: BuildRecipe, quiet: bool = False, ingested: Ingested | None = 
     if not recipe.out:
         raise CurateError("no output directory: pass --out DIR (or set `out:` in the recipe)")
     check_replaceable(Path(recipe.out).resolve(), MANIFEST)  # before the work, not after it
+    check_writable(Path(recipe.out))
     built = run_build(recipe, quiet, ingested)
-    manifest = write_export(
-        Path(recipe.out),
-        built.splits,
-        built.info,
-        lambda m: render_card(m, built.ctx.card_sections),
-        built.ctx.dropped_rows(),
-        built.invalid,
-        built.ctx.artifacts,
-    )
+    try:
+        manifest = write_export(
+            Path(recipe.out),
+            built.splits,
+            built.info,
+            lambda m: render_card(m, built.ctx.card_sections),
+            built.ctx.dropped_rows(),
+            built.invalid,
+            built.ctx.artifacts,
+        )
+    except OSError as exc:  # disk full, read-only or vanished output: the export is not replaced
+        raise CurateError(
+            f"{recipe.out}: cannot write the export ({exc.strerror or exc}); an earlier export there is untouched"
+        ) from None
     return BuildResult(Path(recipe.out), manifest)
+
+
+def check_writable(out: Path) -> None:
+    """Fail before the work, not after it, when the export's directory cannot be written (read-only, no rights)."""
+    parent = out.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise CurateError(f"{out}: cannot write the export in {parent} ({exc.strerror or exc})") from None

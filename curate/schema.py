@@ -26,6 +26,10 @@ class Kind(StrEnum):
     reward = "reward"
 
 
+# Numeric fields of the record kinds: booleans are refused there.
+NUMBER_FIELDS = ("rating", "margin", "chosen_rating", "rejected_rating", "mean_rating", "n_ratings")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
@@ -34,6 +38,14 @@ class _Strict(BaseModel):
     def _id_as_text(cls, value: Any) -> Any:
         # Ids are often integers in CSV/JSON sources; store them as text.
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator(*NUMBER_FIELDS, mode="before", check_fields=False)
+    @classmethod
+    def _no_booleans(cls, value: Any) -> Any:
+        # pydantic reads true as 1 in lax mode: a rating of `true` is a broken export, not a 1.
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
+        return value
 
 
 class Message(BaseModel):
@@ -240,8 +252,21 @@ class Record:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def detect_kind(columns: list[str]) -> Kind:
-    """Guess the record kind from the (mapped) column names."""
+# The fields a row must have to be of a kind (detection names the one a near-miss lacks).
+REQUIRED: dict[Kind, tuple[str, ...]] = {
+    Kind.instruction: ("prompt", "response"),
+    Kind.rated: ("prompt", "response", "rating", "labeler"),
+    Kind.preference: ("prompt", "chosen", "rejected"),
+    Kind.labelled: ("text", "labels"),
+    Kind.reward: ("prompt", "response", "mean_rating", "n_ratings"),
+}
+
+
+def detect_kind(columns: list[str], source: str = "input", row: int = 1, unit: str = "row") -> Kind:
+    """Guess the record kind from the (mapped) column names of the first row (`source`, `row` for errors).
+
+    A row that lacks exactly one field of a kind is reported as that kind missing that field.
+    """
     cols = set(columns)
     if cols & {"messages", "conversations"}:
         return Kind.instruction
@@ -255,8 +280,24 @@ def detect_kind(columns: list[str]) -> Kind:
         return Kind.labelled
     if {"prompt", "response"} <= cols or {"instruction", "output"} <= cols:
         return Kind.instruction
+    known = {name for model in MODELS.values() for name in model.model_fields}
+    unknown = sorted(cols - known)
+    # The kind whose fields the row has most of, if it lacks only one of them.
+    for kind, required in sorted(REQUIRED.items(), key=lambda item: -len(cols & set(item[1]))):
+        missing = [name for name in required if name not in cols]
+        if len(missing) == 1:
+            rename = f"--map {unknown[0]}={missing[0]}" if len(unknown) == 1 else f"--map OLD={missing[0]}"
+            raise RowError(
+                source,
+                row,
+                missing[0],
+                f"missing required field: the columns {sorted(cols)} look like a row of kind '{kind.value}' "
+                f"without '{missing[0]}'; "
+                f"rename a column ({rename}) or pass --kind",
+                unit,
+            )
     raise CurateError(
-        f"cannot tell the record kind from the columns {sorted(cols)}: "
+        f"{source}: cannot tell the record kind from the columns {sorted(cols)}: "
         "rename columns with --map OLD=NEW (e.g. --map question=prompt) or pass --kind"
     )
 
@@ -274,7 +315,7 @@ def validate_row(kind: Kind, raw: dict[str, Any], source: str, row: int, unit: s
             message = "missing required field"
         else:
             message = first["msg"].removeprefix("Value error, ")
-            if "input" in first and not isinstance(first["input"], (dict, list)):
+            if "input" in first and not isinstance(first["input"], (dict, list)) and first["type"] != "value_error":
                 message += f" (got {first['input']!r})"
         raise RowError(source, row, loc, message, unit) from None
     except (json.JSONDecodeError, TypeError) as exc:

@@ -44,7 +44,7 @@ def ingest(
     for raw in rows:
         count += 1
         if kind is None:
-            kind = detect_kind(list(raw.data))
+            kind = detect_kind(list(raw.data), raw.source, raw.row, raw.unit)
         try:
             record = validate_row(kind, raw.data, raw.source, raw.row, raw.unit)
             where = f"{raw.source} {raw.unit} {raw.row}"

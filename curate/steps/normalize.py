@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from curate.schema import TEXT_FIELDS, Kind, Record
 from curate.steps.base import FilterStep
-from curate.text import normalize_text
+from curate.text import match_key, normalize_text
 
 # Optional free-text fields: normalized, but allowed to be short or empty.
 OPTIONAL_TEXT = frozenset({"system", "comment", "input"})
@@ -32,4 +32,7 @@ class Normalize(FilterStep):
         for name, value in texts.items():
             if name not in OPTIONAL_TEXT and len(value) < self.min_chars:
                 return False, f"'{name}' is empty" if not value else f"'{name}' is shorter than {self.min_chars} chars"
+        if "chosen" in data and match_key(data["chosen"]) == match_key(data["rejected"]):
+            # A pair with nothing to prefer teaches nothing (and would be exported with margin 0).
+            return False, "'chosen' and 'rejected' are the same answer"
         return True
