@@ -22,6 +22,7 @@ from curate.steps.base import BuildContext, Step
 from curate.steps.cross_split import CrossSplitCheck
 from curate.steps.derive import Derive, output_kind
 from curate.steps.exact_dedupe import ExactDedupe
+from curate.steps.implicit_prompt import ExtractPrompt
 from curate.steps.lengths import Lengths
 from curate.steps.normalize import Normalize
 from curate.steps.semantic_dedupe import SEMANTIC_FIELDS, SemanticDedupe, SimilaritySpec
@@ -49,9 +50,11 @@ class BuildResult:
     manifest: Manifest
 
 
-def build_steps(recipe: BuildRecipe, kind: Kind) -> list[Step]:
-    """The steps of a build, in order, as the recipe configures them."""
+def build_steps(recipe: BuildRecipe, kind: Kind, implicit_prompt: bool = False) -> list[Step]:
+    """The steps of a build, in order, as the recipe configures them (`implicit_prompt`: rows lack a prompt)."""
     steps: list[Step] = [Normalize(kind, recipe.normalize.min_chars)]
+    if implicit_prompt:
+        steps.append(ExtractPrompt())
     if recipe.dedupe.exact:
         fields = tuple(recipe.dedupe.fields or DEDUPE_FIELDS[kind])
         steps.append(ExactDedupe(fields, recipe.normalize.lowercase_match))
@@ -120,7 +123,8 @@ def run_build(recipe: BuildRecipe, quiet: bool = False, ingested: Ingested | Non
             for record in ingested.records:
                 record.data.setdefault("system", recipe.system_prompt)
         records = ingested.records
-        for step in build_steps(recipe, kind):
+        implicit_prompt = kind is Kind.preference and any("prompt" not in r.data for r in records)
+        for step in build_steps(recipe, kind, implicit_prompt):
             records = step(records, ctx)
         kind = output_kind(recipe.derive, kind)
     splits = {s: [{"id": r.id, **r.data} for r in records if r.extra.get("split") == s] for s in SPLITS}

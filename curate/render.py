@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from curate import transcripts
 from curate.errors import CurateError
 from curate.templates import (
     Messages,
@@ -130,7 +131,13 @@ class Renderer:
         return not (bos and text.startswith(bos))
 
     def _answer(self, prompt: Any, answer: Any, chat: bool = False) -> Piece:
-        """A prompt and one answer (strings, or turn lists) as the trainer sees them."""
+        """A prompt and one answer (strings, or turn lists) as the trainer sees them.
+
+        A chat prompt written as an HH-RLHF transcript (`\n\nHuman: …\n\nAssistant:`) is given as its turns,
+        never as one user turn holding the transcript.
+        """
+        if chat and isinstance(prompt, str) and isinstance(answer, str) and transcripts.is_transcript(prompt):
+            prompt = transcripts.prompt_turns(prompt)
         if isinstance(prompt, str) and isinstance(answer, str):
             return self._strings(prompt, answer, chat)
         if isinstance(prompt, list) or isinstance(answer, list):

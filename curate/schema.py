@@ -11,9 +11,20 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from curate.errors import CurateError, RowError
+from curate.transcripts import is_transcript, prompt_turns, transcript_turns
 
 
 class Kind(StrEnum):
@@ -167,17 +178,71 @@ class RatedRecord(_Strict):
     source: str | None = None
 
 
-class PreferenceRecord(_Strict):
-    """A chosen and a rejected answer to the same prompt (TRL preference format)."""
+Turns = list[dict[str, str]]
+_MESSAGES: TypeAdapter[list[Message]] = TypeAdapter(list[Message])
 
-    prompt: str
-    chosen: str
-    rejected: str
+
+def as_turns(value: Any) -> Turns:
+    """A list of {role, content} turns, validated; ValueError naming the first bad turn."""
+    try:
+        return [message.model_dump() for message in _MESSAGES.validate_python(value)]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ValueError(f"turn {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+
+
+class PreferenceRecord(_Strict):
+    """A chosen and a rejected answer to the same prompt (TRL's preference formats).
+
+    Text: prompt, chosen and rejected strings. Conversational: `prompt` a list of turns, chosen and
+    rejected the assistant turn(s) after it (lists, or text for one turn). Implicit prompt (no `prompt`):
+    chosen and rejected are whole conversations sharing their start, as turn lists or as HH-RLHF
+    Human:/Assistant: transcripts; the `extract_prompt` step splits the shared start off as the prompt.
+    """
+
+    prompt: str | Turns | None = None
+    chosen: str | Turns
+    rejected: str | Turns
     margin: float = Field(default=0.0, ge=0.0)
     chosen_rating: float | None = None  # mean 1-10 ratings, when the pair came from ratings
     rejected_rating: float | None = None
     id: str | None = None
     source: str | None = None
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _prompt_turns(cls, value: Any) -> Any:
+        if isinstance(value, str) and is_transcript(value):  # e.g. "\n\nHuman: ...\n\nAssistant:" (HH derivatives)
+            return prompt_turns(value)
+        return as_turns(value) if isinstance(value, list) else value
+
+    @field_validator("chosen", "rejected", mode="before")
+    @classmethod
+    def _answer_matches_prompt(cls, value: Any, info: ValidationInfo) -> Any:
+        prompt = info.data.get("prompt")
+        if prompt is None:  # a whole conversation: the prompt is the start it shares with the other side
+            if not isinstance(value, (str, list)):
+                return value
+            if isinstance(value, str):
+                try:
+                    value = transcript_turns(value)
+                except ValueError:
+                    raise ValueError(
+                        "no 'prompt' column, and this is not a Human:/Assistant: transcript whose shared start "
+                        "could be the prompt (map the prompt column with --map OLD=prompt)"
+                    ) from None
+            turns = as_turns(value)
+            if len(turns) < 2 or turns[-1]["role"] != "assistant":
+                raise ValueError("a conversation with no prompt must end with an assistant turn after a user turn")
+            return turns
+        if isinstance(prompt, str):
+            if isinstance(value, list):
+                raise ValueError("a list of turns, but 'prompt' is text: give all three as text or as turns")
+            return value
+        turns = as_turns([{"role": "assistant", "content": value}] if isinstance(value, str) else value)
+        if not turns or turns[0]["role"] != "assistant":
+            raise ValueError("after a prompt of turns, the answer must start with an assistant turn")
+        return turns
 
 
 class LabelledRecord(_Strict):
@@ -256,7 +321,7 @@ class Record:
 REQUIRED: dict[Kind, tuple[str, ...]] = {
     Kind.instruction: ("prompt", "response"),
     Kind.rated: ("prompt", "response", "rating", "labeler"),
-    Kind.preference: ("prompt", "chosen", "rejected"),
+    Kind.preference: ("chosen", "rejected"),  # the prompt may be implicit (see PreferenceRecord)
     Kind.labelled: ("text", "labels"),
     Kind.reward: ("prompt", "response", "mean_rating", "n_ratings"),
 }
@@ -282,8 +347,8 @@ def detect_kind(columns: list[str], source: str = "input", row: int = 1, unit: s
         return Kind.instruction
     known = {name for model in MODELS.values() for name in model.model_fields}
     unknown = sorted(cols - known)
-    # The kind whose fields the row has most of, if it lacks only one of them.
-    for kind, required in sorted(REQUIRED.items(), key=lambda item: -len(cols & set(item[1]))):
+    # The kind whose fields the row has most of, if it lacks only one of its required ones.
+    for kind, required in sorted(REQUIRED.items(), key=lambda item: -len(cols & set(MODELS[item[0]].model_fields))):
         missing = [name for name in required if name not in cols]
         if len(missing) == 1:
             rename = f"--map {unknown[0]}={missing[0]}" if len(unknown) == 1 else f"--map OLD={missing[0]}"
@@ -302,13 +367,18 @@ def detect_kind(columns: list[str], source: str = "input", row: int = 1, unit: s
     )
 
 
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool"})
+
+
 def validate_row(kind: Kind, raw: dict[str, Any], source: str, row: int, unit: str = "row") -> Record:
     """Validate one raw row as `kind`; raise RowError naming file, row and field."""
     try:
         model = MODELS[kind].model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        loc = ".".join(str(part) for part in first["loc"]) or "(row)"
+        # Union members tag the location (`rejected.str`): a user knows the field, not our types.
+        loc = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and (p in _TYPE_TAGS or "[" in p)))
+        loc = loc or "(row)"
         if first["type"] == "extra_forbidden":
             message = unknown_column_hint(kind, loc)
         elif first["type"] == "missing":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 _TRAILING_SPACE = re.compile(r"[ \t]+\n")
 _MANY_BLANK_LINES = re.compile(r"\n{3,}")
@@ -24,3 +25,12 @@ def match_key(text: str, lowercase: bool = False) -> str:
     """The form two texts are compared in for exact dedupe: NFC, all whitespace runs as one space."""
     key = _ANY_SPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
     return key.casefold() if lowercase else key
+
+
+def match_value(value: Any, lowercase: bool = False) -> Any:
+    """`match_key` of a text, or of each turn's content in a list of {role, content} turns (roles kept)."""
+    if isinstance(value, str):
+        return match_key(value, lowercase)
+    if isinstance(value, list) and all(isinstance(turn, dict) and "content" in turn for turn in value):
+        return [[turn.get("role"), match_key(turn["content"], lowercase)] for turn in value]
+    return value

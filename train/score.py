@@ -18,6 +18,8 @@ import typer
 from curate.console import console, user_errors
 from curate.errors import CurateError
 from curate.render import Renderer
+from curate.schema import as_turns
+from curate.transcripts import is_transcript, prompt_turns
 
 SCORE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
@@ -168,8 +170,20 @@ def score_file(
     pairs = []
     for number, row in enumerate(records, start=1):
         prompt, answer = row.get(prompt_column), row.get(answer_column)
-        if not isinstance(prompt, str) or not isinstance(answer, str):
-            raise CurateError(f"--data {data} row {number}: '{prompt_column}' and '{answer_column}' must be text")
+        if hasattr(prompt, "tolist"):  # a list column read by pandas from Parquet
+            prompt = [dict(turn) for turn in prompt.tolist()]
+        if isinstance(prompt, str) and is_transcript(prompt):  # HH-RLHF style: "\n\nHuman: …\n\nAssistant:"
+            prompt = prompt_turns(prompt)
+        if isinstance(prompt, list):  # conversational: the turns before the answer
+            try:
+                prompt = as_turns(prompt)
+            except ValueError as exc:
+                raise CurateError(f"--data {data} row {number}: '{prompt_column}': {exc}") from None
+        if not isinstance(prompt, (str, list)) or not isinstance(answer, str):
+            raise CurateError(
+                f"--data {data} row {number}: '{prompt_column}' must be text or a list of turns "
+                f"and '{answer_column}' text"
+            )
         pairs.append((prompt, answer))
     model, tokenizer, renderer = load_reward_model(run_dir)
     rewards = reward_scores(model, tokenizer, pairs, renderer, batch_size, quiet)

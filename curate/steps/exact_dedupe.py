@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from curate.schema import Record
 from curate.steps.base import BuildContext, Step
-from curate.text import match_key
+from curate.text import match_value
 
 
 class ExactDedupe(Step):
@@ -21,14 +21,7 @@ class ExactDedupe(Step):
 
     def key(self, record: Record) -> str:
         """The comparison key of a record: its fields' match keys, JSON-encoded."""
-        parts = []
-        for name in self.fields:
-            value = record.data.get(name)
-            if name == "messages" and value is not None:
-                value = [[m["role"], match_key(m["content"], self.lowercase)] for m in value]
-            elif isinstance(value, str):
-                value = match_key(value, self.lowercase)
-            parts.append(value)
+        parts = [match_value(record.data.get(name), self.lowercase) for name in self.fields]
         return json.dumps(parts, ensure_ascii=False)
 
     def run(self, records: list[Record], ctx: BuildContext) -> list[Record]:

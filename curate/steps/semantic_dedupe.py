@@ -37,7 +37,7 @@ def text_parts(data: dict[str, Any], fields: tuple[str, ...] | list[str]) -> lis
         value = data.get(name)
         if value is None:
             continue
-        if name in CONVERSATION_FIELDS and isinstance(value, list):
+        if isinstance(value, list) and all(isinstance(turn, dict) for turn in value):  # a conversation, or turns
             for turn in value:
                 role = turn.get("role", turn.get("from"))
                 if role != "system":

@@ -82,6 +82,7 @@ class Format(Step):
         self.fmt = fmt
         self.default_system_prompt = default_system_prompt
         self.last_turn_only = 0  # multi-turn rows whose earlier assistant turns became prompt
+        self.turns = False  # write preference rows as turn lists even without --format messages (see run)
 
     def render(self, conversation: Messages) -> tuple[str, str]:
         """(prompt, completion) strings of a conversation, with the template (or as is for one bare exchange)."""
@@ -109,7 +110,7 @@ class Format(Step):
         if self.kind is Kind.preference:
             chosen = conversation(data, "chosen", slot)
             rejected = conversation(data, "rejected", slot)
-            if self.fmt == "messages":
+            if self.fmt == "messages" or self.turns:
                 prompt_turns = chosen[: len(chosen) - len(as_turns(data["chosen"], "assistant"))]
                 row: dict[str, Any] = {
                     "prompt": prompt_turns,
@@ -128,12 +129,14 @@ class Format(Step):
         return {"text": prompt + completion} if self.fmt == "text" else {"prompt": prompt, "completion": completion}
 
     def run(self, records: list[Record], ctx: BuildContext) -> list[Record]:
+        # One conversational preference row makes the whole set conversational: a column holds one type.
+        self.turns = self.template is None and any(isinstance(r.data.get("prompt"), list) for r in records)
         for record in ctx.track(records, self.name):
             record.data = self.format(record.data)
         ctx.manifest.template = TemplateInfo.model_validate(
             {
                 "name": self.template.name if self.template else None,
-                "format": self.fmt,
+                "format": "messages" if self.turns else self.fmt,
                 "default_system_prompt": self.default_system_prompt,
                 "last_turn_only_rows": self.last_turn_only,
             }

@@ -48,6 +48,31 @@ CASES: dict[str, dict | str] = {
     },
     # item 13: one line, not a RecursionError
     "deeply_nested.jsonl": "deeply_nested.jsonl line 2: field '(line)': JSON nested too deeply to read",
+    # issue 16 item 2: HH-RLHF's whole-conversation pairs, as shipped (gzip), the prompt split off as turns
+    "hh_transcripts.jsonl.gz": {
+        "rows": [
+            (
+                "kept",
+                [
+                    {"role": "user", "content": "Can you suggest a name for a grey cat?"},
+                    {"role": "assistant", "content": "How about Ash, Smokey or Pebble?"},
+                    {"role": "user", "content": "Something less common?"},
+                ],
+                [{"role": "assistant", "content": "Maybe Flint, Nimbus or Pewter."}],
+                [{"role": "assistant", "content": "Cat."}],
+            )
+        ],
+        "dropped": [
+            ("identical", "the two conversations are identical"),
+            ("identical-after-normalize", "the two conversations are identical"),
+            ("no-shared-prompt", "the two conversations share no prompt (they differ from the first turn)"),
+            ("part-at-a-user-turn", "the conversations part at a user turn, not at an answer"),
+            ("one-is-the-start-of-the-other", "one conversation is the start of the other: no two answers to compare"),
+        ],
+    },
+    "hh_not_a_transcript.jsonl": "hh_not_a_transcript.jsonl line 1: field 'chosen': no 'prompt' column, and this is "
+    "not a Human:/Assistant: transcript whose shared start could be the prompt (map the prompt column with "
+    "--map OLD=prompt)" + SKIP_HINT,
     # item 14: nothing accepted silently
     "chosen_equals_rejected.jsonl": {
         "rows": [("kept", "Best pet?", "A cat.", "A rock.")],
