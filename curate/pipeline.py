@@ -17,8 +17,8 @@ from curate.io.ingest import Ingested, ingest, source_hashes
 from curate.io.manifest import MANIFEST, BuildInfo, Counts, Manifest, SkippedFile, SourceInfo, StepCount
 from curate.recipe import BuildRecipe
 from curate.review.ratings import RatingRules
-from curate.schema import DEDUPE_FIELDS, Kind
-from curate.steps.base import BuildContext, Step
+from curate.schema import DEDUPE_FIELDS, Kind, Record
+from curate.steps.base import BuildContext, Step, StepStats
 from curate.steps.cross_split import CrossSplitCheck
 from curate.steps.derive import Derive, output_kind
 from curate.steps.exact_dedupe import ExactDedupe
@@ -115,9 +115,11 @@ def run_build(recipe: BuildRecipe, quiet: bool = False, ingested: Ingested | Non
 
     `ingested`: records validated elsewhere (e.g. read from the review store) instead of `recipe.inputs`.
     """
-    with BuildContext(quiet=quiet) as ctx:
+    with BuildContext(quiet=quiet, count_sources=recipe.mixes_sources) as ctx:
         if ingested is None:
-            ingested = ingest(recipe.inputs, recipe.kind, recipe.map, recipe.ignore, recipe.skip_invalid, ctx)
+            ingested = ingest(
+                recipe.inputs, recipe.kind, recipe.map, recipe.ignore, recipe.skip_invalid, ctx, recipe.split.seed
+            )
         kind = ingested.kind
         if recipe.system_prompt and kind is Kind.instruction:
             for record in ingested.records:
@@ -127,7 +129,16 @@ def run_build(recipe: BuildRecipe, quiet: bool = False, ingested: Ingested | Non
         for step in build_steps(recipe, kind, implicit_prompt):
             records = step(records, ctx)
         kind = output_kind(recipe.derive, kind)
-    splits = {s: [{"id": r.id, **r.data} for r in records if r.extra.get("split") == s] for s in SPLITS}
+    # Mixed sources: every row says where it came from (its source's name), as its last column.
+    tagged = ctx.count_sources and bool(ingested.by_source)
+    splits = {
+        s: [
+            {"id": r.id, **r.data, **({"source": r.extra["source"]} if tagged else {})}
+            for r in records
+            if r.extra.get("split") == s
+        ]
+        for s in SPLITS
+    }
     if not any(splits.values()):
         reasons = Counter(f"{d.step}: {d.reason}" for d in ctx.dropped)
         why = "; ".join(f"{reason} ({n})" for reason, n in reasons.most_common()) or "no valid rows"
@@ -149,7 +160,7 @@ def run_build(recipe: BuildRecipe, quiet: bool = False, ingested: Ingested | Non
         dropped_reasons=dict(Counter(f"{d.step}: {d.reason}" for d in ctx.dropped)),
         **dict(ctx.manifest),
         notes=ctx.notes,
-        sources=[SourceInfo(**source) for source in source_hashes(recipe.inputs)],
+        sources=source_infos(recipe, ingested, ctx.stats, records, counted=tagged),
         skipped_files=[SkippedFile(path=s.path, reason=s.reason) for s in ingested.skipped],
         recipe=recipe.model_dump(mode="json"),
         versions=package_versions(VERSIONED),
@@ -182,6 +193,34 @@ def build(recipe: BuildRecipe, quiet: bool = False, ingested: Ingested | None = 
             f"{recipe.out}: cannot write the export ({exc.strerror or exc}); an earlier export there is untouched"
         ) from None
     return BuildResult(Path(recipe.out), manifest)
+
+
+def source_infos(
+    recipe: BuildRecipe, ingested: Ingested, stats: list[StepStats], records: list[Record], counted: bool
+) -> list[SourceInfo]:
+    """Each input's path and hash; with `counted` (mixed sources), also its rows read, invalid, kept by its sample,
+    left after each step and per split."""
+    per_split = Counter((r.extra.get("source"), r.extra.get("split")) for r in records)
+    infos = []
+    for source, hashed in zip(recipe.sources, source_hashes(recipe.inputs), strict=True):
+        count = ingested.by_source.get(source.label) if counted else None
+        if count is None:
+            infos.append(SourceInfo(path=hashed["path"], sha256=hashed["sha256"]))
+            continue
+        infos.append(
+            SourceInfo(
+                path=hashed["path"],
+                sha256=hashed["sha256"],
+                name=source.label,
+                rows_read=count.rows_read,
+                invalid=count.invalid,
+                sample=count.sample,
+                kept=count.kept,
+                steps={s.step: (s.rows_out_by_source or {}).get(source.label, 0) for s in stats},
+                splits={split: per_split[(source.label, split)] for split in SPLITS},
+            )
+        )
+    return infos
 
 
 def check_writable(out: Path) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from curate.config import merge, read_yaml, validate
 from curate.schema import Kind
@@ -104,13 +105,39 @@ class LengthsConfig(_Section):
     max_tokens: int | None = Field(default=None, ge=1, description="Drop formatted rows with more tokens.")
 
 
+class InputSource(_Section):
+    """One source of a build, sampled with the build's seed (`split.seed`); its rows keep its name as `source`.
+
+    `weight` keeps that fraction of the source's valid rows, `max_rows` at most that many (a seeded sample,
+    in input order). Upsampling is not offered: repeated rows would be dropped again by exact dedupe.
+    """
+
+    path: str = Field(description="A file, directory, saved HF dataset or hf:NAME[:split].")
+    name: str | None = Field(default=None, description="The `source` value of its rows (default: the path).")
+    weight: float | None = Field(default=None, gt=0.0, le=1.0, description="Keep this fraction of its rows.")
+    max_rows: int | None = Field(default=None, ge=1, description="Keep at most this many of its rows.")
+    map: dict[str, str] = Field(default_factory=dict, description="Column renames OLD: NEW for this source only.")
+
+    @model_validator(mode="after")
+    def _one_way_to_sample(self) -> InputSource:
+        if self.weight is not None and self.max_rows is not None:
+            raise ValueError("give a source either a weight or max_rows, not both")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The name its rows carry in the `source` column and the per-source counts."""
+        return self.name or self.path
+
+
 class BuildRecipe(_Section):
     """Everything `curate build` needs; the same recipe and inputs give byte-identical data files."""
 
     name: str | None = Field(default=None, description="Export name; null: the out directory's name.")
-    inputs: list[str] = Field(
+    inputs: list[str | InputSource] = Field(
         default_factory=list,
-        description="JSONL, CSV, Parquet files or directories, saved HF datasets, hf:NAME[:split].",
+        description="JSONL, CSV, Parquet files or directories, saved HF datasets, hf:NAME[:split]; or sources "
+        "{path, name, weight | max_rows, map} to mix.",
     )
     out: str | None = Field(default=None, description="Export directory to write (replaced atomically).")
     kind: Kind | None = Field(default=None, description="Record kind; null: detected from the columns.")
@@ -150,6 +177,43 @@ class BuildRecipe(_Section):
     lengths: LengthsConfig | None = Field(
         default=None, description="Token-length analysis after the template step, off unless set."
     )
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _sources_from_mappings(cls, value: Any) -> Any:
+        # Validated here so a typo names the source and key, not the str/InputSource union's members.
+        if not isinstance(value, list):
+            return value
+        inputs = []
+        for number, item in enumerate(value, start=1):
+            if isinstance(item, dict):
+                try:
+                    item = InputSource.model_validate(item)
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    key = ".".join(str(p) for p in first["loc"]) or "(source)"
+                    message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+                    raise PydanticCustomError(
+                        "input_source", f"source {number}: '{key}': {message.removeprefix('Value error, ')}"
+                    ) from None
+            inputs.append(item)
+        labels = [i.label if isinstance(i, InputSource) else i for i in inputs]
+        repeated = sorted({label for label in labels if isinstance(label, str) and labels.count(label) > 1})
+        if repeated and any(isinstance(i, InputSource) for i in inputs):
+            raise PydanticCustomError(
+                "input_source", f"two sources are called '{repeated[0]}': give each a distinct `name`"
+            )
+        return inputs
+
+    @property
+    def sources(self) -> list[InputSource]:
+        """Every input as a source (a plain path: all its rows, its columns mapped by `map` only)."""
+        return [i if isinstance(i, InputSource) else InputSource(path=i) for i in self.inputs]
+
+    @property
+    def mixes_sources(self) -> bool:
+        """True when rows should carry their source: several inputs, or any given as a source mapping."""
+        return len(self.inputs) > 1 or any(isinstance(i, InputSource) for i in self.inputs)
 
     @property
     def export_name(self) -> str:

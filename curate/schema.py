@@ -327,12 +327,23 @@ REQUIRED: dict[Kind, tuple[str, ...]] = {
 }
 
 
+# Columns read under another name (Stanford Alpaca's instruction / output), from the records' aliases.
+ALIASES: dict[str, str] = {
+    alias: name
+    for model in (InstructionRecord,)
+    for name, info in model.model_fields.items()
+    if isinstance(info.validation_alias, AliasChoices)
+    for alias in info.validation_alias.choices
+    if isinstance(alias, str) and alias != name
+}
+
+
 def detect_kind(columns: list[str], source: str = "input", row: int = 1, unit: str = "row") -> Kind:
     """Guess the record kind from the (mapped) column names of the first row (`source`, `row` for errors).
 
     A row that lacks exactly one field of a kind is reported as that kind missing that field.
     """
-    cols = set(columns)
+    cols = {ALIASES.get(name, name) for name in columns}
     if cols & {"messages", "conversations"}:
         return Kind.instruction
     if {"chosen", "rejected"} <= cols:

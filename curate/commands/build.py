@@ -38,11 +38,24 @@ def print_summary(result: BuildResult) -> None:
     table.add_column("rows out", justify="right")
     counts = manifest.counts
     table.add_row("ingest", str(counts.rows_read), str(counts.invalid), str(counts.rows_read - counts.invalid))
+    counted = [s for s in manifest.sources if s.steps is not None]
+    if counted:  # the sources' weight / max_rows samples
+        valid, kept = counts.rows_read - counts.invalid, sum(s.kept or 0 for s in counted)
+        table.add_row("sample", str(valid), str(valid - kept), str(kept))
     for step in manifest.steps:
         table.add_row(step.step, str(step.rows_in), str(step.dropped), str(step.rows_out))
     for split, n in counts.splits.items():
         table.add_row(f"[bold]{split}[/]", "", "", f"[bold]{n}[/]")
     console.print(table)
+    if counted:
+        sources = Table(title="rows per source")
+        steps = list(counted[0].steps or {})
+        for column in ["source", "read", "sampled", *steps, "train", "test"]:
+            sources.add_column(column, justify="left" if column == "source" else "right")
+        for source in counted:
+            cells = [source.rows_read, source.kept, *(source.steps or {}).values(), *(source.splits or {}).values()]
+            sources.add_row(escape(source.name or source.path), *(str(n) for n in cells))
+        console.print(sources)
     if manifest.skipped_files:
         console.print(f"Skipped {len(manifest.skipped_files)} file(s) in the input directories:", highlight=False)
         for entry in manifest.skipped_files:

@@ -6,7 +6,7 @@ from collections import Counter
 
 import yaml
 
-from curate.io.manifest import Manifest
+from curate.io.manifest import Manifest, SourceInfo
 
 
 def render_card(manifest: Manifest, sections: list[str] | None = None) -> str:
@@ -61,6 +61,7 @@ def render_card(manifest: Manifest, sections: list[str] | None = None) -> str:
         *[f"| {s.step} | {s.rows_in} | {s.rows_in - s.rows_out} | {s.rows_out} |" for s in manifest.steps],
         "",
     ]
+    lines += source_table(manifest.sources)
     reasons = Counter(manifest.dropped_reasons)
     if reasons:
         lines += ["Dropped rows by reason (each listed in `duplicates.parquet`):", ""]
@@ -84,3 +85,21 @@ def render_card(manifest: Manifest, sections: list[str] | None = None) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def source_table(sources: list[SourceInfo]) -> list[str]:
+    """Markdown lines: each source's rows read, kept by its sample, left after each step, and per split."""
+    counted = [s for s in sources if s.steps is not None]
+    if not counted:
+        return []
+    steps = list(counted[0].steps or {})
+    head = ["source", "read", "invalid", "sampled", *steps, "train", "test"]
+    lines = ["Rows per source (`source` column), through every step:", "", "| " + " | ".join(head) + " |"]
+    lines.append("|---|" + "---:|" * (len(head) - 1))
+    for source in counted:
+        sampled = f"{source.kept} ({source.sample})" if source.sample else str(source.kept)
+        cells = [f"`{source.name}`", str(source.rows_read), str(source.invalid), sampled]
+        cells += [str((source.steps or {})[step]) for step in steps]
+        cells += [str((source.splits or {}).get(split, 0)) for split in ("train", "test")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]

@@ -64,6 +64,14 @@ class SourceInfo(Section):
 
     path: str = Field(description="the input as given")
     sha256: str = Field(description="sha256:<hex> of the file (a directory: of all its files), or 'remote'")
+    # With several sources (or any given as {path, name, weight | max_rows, map}): its rows through the build.
+    name: str | None = Field(default=None, description="the source's name, its rows' `source` column")
+    rows_read: int | None = Field(default=None, ge=0, description="rows read from it")
+    invalid: int | None = Field(default=None, ge=0, description="of those, rows that failed validation")
+    sample: str | None = Field(default=None, description="how it was sampled ('weight 0.5', 'max_rows 100')")
+    kept: int | None = Field(default=None, ge=0, description="valid rows its sample kept")
+    steps: dict[str, int] | None = Field(default=None, description="step -> its rows left after that step")
+    splits: dict[str, int] | None = Field(default=None, description="split -> its rows exported there")
 
 
 class SkippedFile(Section):

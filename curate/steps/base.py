@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -46,6 +47,7 @@ class StepStats:
     rows_in: int
     rows_out: int
     seconds: float
+    rows_out_by_source: dict[str, int] | None = None  # when the build mixes sources (record.extra["source"])
 
     @property
     def dropped(self) -> int:
@@ -63,6 +65,7 @@ class BuildContext:
     card_sections: list[str] = field(default_factory=list)  # Markdown the steps add to the dataset card
     artifacts: dict[str, bytes] = field(default_factory=dict)  # extra files for the export root
     notes: list[str] = field(default_factory=list)  # warnings for the user (printed after the build, in the manifest)
+    count_sources: bool = False  # count each step's rows per source too
     _progress: Progress | None = None
 
     def __enter__(self) -> BuildContext:
@@ -124,7 +127,10 @@ class Step(ABC):
     def __call__(self, records: list[Record], ctx: BuildContext) -> list[Record]:
         start = time.perf_counter()
         kept = self.run(records, ctx)
-        ctx.stats.append(StepStats(self.name, len(records), len(kept), round(time.perf_counter() - start, 3)))
+        by_source = dict(Counter(str(r.extra.get("source")) for r in kept)) if ctx.count_sources else None
+        ctx.stats.append(
+            StepStats(self.name, len(records), len(kept), round(time.perf_counter() - start, 3), by_source)
+        )
         return kept
 
     @abstractmethod

@@ -49,7 +49,8 @@ class Derive(Step):
         for row in result.rows:
             origin = first[(row["prompt"], row["response"] if "response" in row else row["chosen"])]
             row_id = row.pop("id")
-            derived.append(Record(id=row_id, data=row, source=origin.source, row=origin.row))
+            extra = {"source": origin.extra["source"]} if "source" in origin.extra else {}
+            derived.append(Record(id=row_id, data=row, source=origin.source, row=origin.row, extra=extra))
         ctx.manifest.derive = DeriveInfo.model_validate(
             {
                 "kind": self.derive_kind,
