@@ -84,7 +84,7 @@ def test_memory_limit_follows_ulimit_and_stops_in_one_line() -> None:
 
     env = {k: v for k, v in os.environ.items() if k != "CURATRAIN_MAX_MEMORY"}
     result = subprocess.run(
-        [*CURATE, "build", "tests/corpus/millions_of_rows.parquet", "--out", "/nonexistent/never-written"],
+        [*CURATE, "build", "tests/corpus/build/millions_of_rows.parquet", "--out", "/nonexistent/never-written"],
         cwd=REPO, env={**env, "COLUMNS": "400"}, capture_output=True, text=True, timeout=120,
         preexec_fn=limit_address_space,
     )  # fmt: skip

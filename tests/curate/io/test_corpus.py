@@ -1,4 +1,4 @@
-"""The corpus of malformed and awkward input files (tests/corpus/), each built as a user would build it.
+"""The corpus of malformed and awkward input files (tests/corpus/build/), each built as a user would build it.
 
 Every file either builds into exactly the rows listed, or stops the build with exactly the one line
 listed (a CurateError, which the CLI prints as one red line) — never a traceback, never silently.
@@ -15,7 +15,7 @@ from curate.errors import CurateError
 from curate.pipeline import build
 from curate.recipe import BuildRecipe
 
-CORPUS = Path(__file__).resolve().parents[2] / "corpus"
+CORPUS = Path(__file__).resolve().parents[2] / "corpus" / "build"
 SKIP_HINT = " (pass --skip-invalid to drop bad rows and list them in the export)"
 
 # file -> the rows exported (id, prompt, response | chosen, rejected) and the ids dropped with their reason,
