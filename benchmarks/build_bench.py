@@ -9,7 +9,7 @@ process; its peak RSS is the kernel's `ru_maxrss` of that process (os.wait4). Th
 rows (prompt ~50-120 chars, response ~80-400 chars) built from the words of data/, 2% exact copies of
 earlier rows and 2% near copies (one word changed), written once under --work. Semantic dedupe embeds
 with a fresh embedding cache (CURATRAIN_CACHE in --work), so its time includes embedding every row.
-Targets (DESIGN.md): peak RSS <= 4 GB and whole build <= 10 min on 2 cores.
+Targets (docs/design.md): peak RSS <= 4 GB and whole build <= 10 min on 2 cores.
 """
 
 from __future__ import annotations
