@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from curate.env import package_versions
 from curate.errors import CurateError
 from curate.io.atomic import check_replaceable
 from curate.io.card import render_card
+from curate.io.columnar import RowTable
 from curate.io.export import SPLITS, write_export
 from curate.io.ingest import Ingested, ingest, source_hashes
 from curate.io.manifest import MANIFEST, BuildInfo, Counts, Manifest, SkippedFile, SourceInfo, StepCount
@@ -50,10 +52,10 @@ class BuildResult:
     manifest: Manifest
 
 
-def build_steps(recipe: BuildRecipe, kind: Kind, implicit_prompt: bool = False) -> list[Step]:
-    """The steps of a build, in order, as the recipe configures them (`implicit_prompt`: rows lack a prompt)."""
+def build_steps(recipe: BuildRecipe, kind: Kind) -> list[Step]:
+    """The steps of a build, in order, as the recipe configures them."""
     steps: list[Step] = [Normalize(kind, recipe.normalize.min_chars)]
-    if implicit_prompt:
+    if kind is Kind.preference:  # rows without a prompt get one (listed in the manifest only if some had none)
         steps.append(ExtractPrompt())
     if recipe.dedupe.exact:
         fields = tuple(recipe.dedupe.fields or DEDUPE_FIELDS[kind])
@@ -102,48 +104,48 @@ def build_steps(recipe: BuildRecipe, kind: Kind, implicit_prompt: bool = False) 
 
 @dataclass
 class Built:
-    """A build's rows per split and what it knows about them, before anything is written."""
+    """A build's rows per split (compact Arrow columns) and what it knows about them, before anything is written."""
 
     info: BuildInfo
-    splits: dict[str, list[dict[str, Any]]]
+    splits: dict[str, RowTable]
     ctx: BuildContext
     invalid: list[dict[str, Any]]
 
 
 def run_build(recipe: BuildRecipe, quiet: bool = False, ingested: Ingested | None = None) -> Built:
-    """Run the build's steps in memory (no export written; `curate build --inspect` stops here).
+    """Run the build's steps, streaming (no export written; `curate build --inspect` stops here).
 
+    Records flow through the steps as a stream; steps that must see every row first read it back from
+    a temporary file (curate/steps/store.py). What stays in memory is compact: the exported and dropped
+    rows as Arrow columns, and the steps' per-row numbers (keys, splits, embeddings).
     `ingested`: records validated elsewhere (e.g. read from the review store) instead of `recipe.inputs`.
     """
-    with BuildContext(quiet=quiet, count_sources=recipe.mixes_sources) as ctx:
+    # Mixed sources: every row says where it came from (its source's name), as its last column.
+    tagged = recipe.mixes_sources and ingested is None
+    with BuildContext(quiet=quiet, count_sources=tagged) as ctx:
         if ingested is None:
             ingested = ingest(
                 recipe.inputs, recipe.kind, recipe.map, recipe.ignore, recipe.skip_invalid, ctx, recipe.split.seed
             )
         kind = ingested.kind
+        records: Iterable[Record] = ingested.records
         if recipe.system_prompt and kind is Kind.instruction:
-            for record in ingested.records:
-                record.data.setdefault("system", recipe.system_prompt)
-        records = ingested.records
-        implicit_prompt = kind is Kind.preference and any("prompt" not in r.data for r in records)
-        for step in build_steps(recipe, kind, implicit_prompt):
+            records = with_system_prompt(records, recipe.system_prompt)
+        for step in build_steps(recipe, kind):
             records = step(records, ctx)
+        splits = {split: RowTable() for split in SPLITS}
+        per_split: Counter[tuple[str | None, str]] = Counter()
+        for record in records:  # the whole build runs here, as the last step's rows are taken
+            split = record.extra.get("split")
+            source = record.extra.get("source")
+            splits[str(split)].append({"id": record.id, **record.data, **({"source": source} if tagged else {})})
+            per_split[(source, str(split))] += 1
         kind = output_kind(recipe.derive, kind)
-    # Mixed sources: every row says where it came from (its source's name), as its last column.
-    tagged = ctx.count_sources and bool(ingested.by_source)
-    splits = {
-        s: [
-            {"id": r.id, **r.data, **({"source": r.extra["source"]} if tagged else {})}
-            for r in records
-            if r.extra.get("split") == s
-        ]
-        for s in SPLITS
-    }
-    if not any(splits.values()):
-        reasons = Counter(f"{d.step}: {d.reason}" for d in ctx.dropped)
+    if not any(len(rows) for rows in splits.values()):
+        reasons = Counter(ctx.dropped_reasons())
         why = "; ".join(f"{reason} ({n})" for reason, n in reasons.most_common()) or "no valid rows"
         raise CurateError(f"no rows left to export: every row was dropped — {why}")
-    columns = list(next(iter(r for rows in splits.values() for r in rows), {}).keys())
+    columns = next(rows.columns for rows in splits.values() if len(rows))
     info = BuildInfo(
         name=recipe.export_name,
         kind=kind,
@@ -157,15 +159,22 @@ def run_build(recipe: BuildRecipe, quiet: bool = False, ingested: Ingested | Non
             StepCount(step=s.step, rows_in=s.rows_in, rows_out=s.rows_out, dropped=s.dropped, seconds=s.seconds)
             for s in ctx.stats
         ],
-        dropped_reasons=dict(Counter(f"{d.step}: {d.reason}" for d in ctx.dropped)),
+        dropped_reasons=ctx.dropped_reasons(),
         **dict(ctx.manifest),
         notes=ctx.notes,
-        sources=source_infos(recipe, ingested, ctx.stats, records, counted=tagged),
+        sources=source_infos(recipe, ingested, ctx.stats, per_split, counted=tagged),
         skipped_files=[SkippedFile(path=s.path, reason=s.reason) for s in ingested.skipped],
         recipe=recipe.model_dump(mode="json"),
         versions=package_versions(VERSIONED),
     )
     return Built(info, splits, ctx, ingested.invalid)
+
+
+def with_system_prompt(records: Iterable[Record], system_prompt: str) -> Iterator[Record]:
+    """Instruction records, each given `system_prompt` when it has no system prompt of its own."""
+    for record in records:
+        record.data.setdefault("system", system_prompt)
+        yield record
 
 
 def build(recipe: BuildRecipe, quiet: bool = False, ingested: Ingested | None = None) -> BuildResult:
@@ -196,11 +205,14 @@ def build(recipe: BuildRecipe, quiet: bool = False, ingested: Ingested | None = 
 
 
 def source_infos(
-    recipe: BuildRecipe, ingested: Ingested, stats: list[StepStats], records: list[Record], counted: bool
+    recipe: BuildRecipe,
+    ingested: Ingested,
+    stats: list[StepStats],
+    per_split: Counter[tuple[str | None, str]],
+    counted: bool,
 ) -> list[SourceInfo]:
     """Each input's path and hash; with `counted` (mixed sources), also its rows read, invalid, kept by its sample,
     left after each step and per split."""
-    per_split = Counter((r.extra.get("source"), r.extra.get("split")) for r in records)
     infos = []
     for source, hashed in zip(recipe.sources, source_hashes(recipe.inputs), strict=True):
         count = ingested.by_source.get(source.label) if counted else None

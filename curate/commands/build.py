@@ -96,7 +96,8 @@ def inspect_build(built: Built, recipe: BuildRecipe, limit: int) -> None:
     )
     max_length = lengths.max_length or (info.lengths.recommended_max_length if info.lengths else None)
     title = f"curate build · first {limit} train rows with {lengths.tokenizer}, as the trainer receives them"
-    inspect_splits(console, built.splits, renderer, info.kind is Kind.preference, max_length, limit, title)
+    splits = {split: rows.dataset() for split, rows in built.splits.items()}
+    inspect_splits(console, splits, renderer, info.kind is Kind.preference, max_length, limit, title)
 
 
 # The everyday keys as flags (type, help and default from the BuildRecipe field); every other

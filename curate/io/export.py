@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from curate.errors import CurateError
 from curate.io.atomic import atomic_directory
+from curate.io.columnar import RowTable
 from curate.io.manifest import MANIFEST, BuildInfo, Manifest, parse_manifest
 
 SPLITS = ("train", "test")
@@ -27,13 +28,13 @@ def shard_name(split: str) -> str:
     return f"{split}-00000-of-00001.parquet"
 
 
-def write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
+def write_parquet(rows: RowTable | list[dict[str, Any]], path: Path) -> None:
     """Write rows as Parquet with `datasets` features in the schema; same rows give the same bytes."""
-    from datasets import Dataset
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()
-    Dataset.from_list(rows).to_parquet(str(path))
+    table = rows if isinstance(rows, RowTable) else RowTable(rows)
+    table.dataset().to_parquet(str(path))
 
 
 def content_hash(directory: Path) -> str:
@@ -58,22 +59,22 @@ def file_sha256(path: Path) -> str:
 
 def write_export(
     out: Path,
-    splits: dict[str, list[dict[str, Any]]],
+    splits: Mapping[str, RowTable | list[dict[str, Any]]],
     info: BuildInfo,
     card: Callable[[Manifest], str],
-    dropped: list[dict[str, Any]],
+    dropped: RowTable | list[dict[str, Any]],
     invalid: list[dict[str, Any]],
     artifacts: dict[str, bytes],
 ) -> Manifest:
     """Write the export directory; returns its manifest (`info` plus the content hash and the files)."""
-    if not any(splits.values()):
+    if not any(len(rows) for rows in splits.values()):
         raise CurateError("no rows left to export: every row was dropped")
     written: list[Manifest] = []
 
     def fill(tmp: Path) -> None:
         (tmp / "data").mkdir()
         for split in SPLITS:
-            if splits.get(split):
+            if len(splits.get(split) or []):
                 write_parquet(splits[split], tmp / "data" / shard_name(split))
         if dropped:
             write_parquet(dropped, tmp / "duplicates.parquet")

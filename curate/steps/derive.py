@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import ClassVar
 
 from curate.errors import CurateError
@@ -38,13 +39,15 @@ class Derive(Step):
         self.derive_kind = derive_kind
         self.rules = rules
 
-    def run(self, records: list[Record], ctx: BuildContext) -> list[Record]:
+    def run(self, records: Iterable[Record], ctx: BuildContext) -> Iterator[Record]:
+        # Ratings are pooled per answer across all rows: this step holds its (rated) input.
+        rows = list(records)
         first: dict[tuple[str, str], Record] = {}
-        for record in ctx.track(records, self.name):
+        for record in ctx.track(rows, self.name):
             first.setdefault((record.data["prompt"], record.data["response"]), record)
             if record.data.get("flag"):
                 ctx.drop(record, self.name, f"flagged: {record.data['flag']}")
-        result = derive((r.data for r in records), self.derive_kind, self.rules)
+        result = derive((r.data for r in rows), self.derive_kind, self.rules)
         derived = []
         for row in result.rows:
             origin = first[(row["prompt"], row["response"] if "response" in row else row["chosen"])]
@@ -55,7 +58,7 @@ class Derive(Step):
             {
                 "kind": self.derive_kind,
                 "rules": RatingsConfig(**vars(self.rules)),
-                "ratings": len(records),
+                "ratings": len(rows),
                 "answers": result.answers,
                 "prompts": result.prompts,
                 "rows": len(derived),
@@ -63,7 +66,7 @@ class Derive(Step):
             }
         )
         ctx.card_sections.append(self.card_section(result.skipped, len(derived)))
-        return derived
+        yield from derived
 
     def card_section(self, skipped: dict[str, int], rows: int) -> str:
         """Markdown for the dataset card: which rules made this set from ratings."""

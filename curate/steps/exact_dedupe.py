@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterable, Iterator
 from typing import ClassVar
+
+import numpy as np
 
 from curate.schema import Record
 from curate.steps.base import BuildContext, Step
@@ -11,9 +15,14 @@ from curate.text import match_value
 
 
 class ExactDedupe(Step):
-    """Keep the first row of each group of rows with equal `match_key` on `fields`."""
+    """Keep the first row of each group of rows with equal `match_key` on `fields`.
+
+    Two passes over the spilled rows: the first keeps a 16-byte digest of each row's key (numpy, not a
+    dict of keys) and finds each key's first row; the second drops the later rows of each key.
+    """
 
     name: ClassVar[str] = "exact_dedupe"
+    passes = 2
 
     def __init__(self, fields: tuple[str, ...], lowercase: bool = False):
         self.fields = fields
@@ -24,14 +33,27 @@ class ExactDedupe(Step):
         parts = [match_value(record.data.get(name), self.lowercase) for name in self.fields]
         return json.dumps(parts, ensure_ascii=False)
 
-    def run(self, records: list[Record], ctx: BuildContext) -> list[Record]:
-        first_seen: dict[str, Record] = {}
-        kept = []
-        for record in ctx.track(records, self.name):
-            key = self.key(record)
-            if key in first_seen:
-                ctx.drop(record, self.name, "exact duplicate", kept=first_seen[key], similarity=1.0)
-            else:
-                first_seen[key] = record
-                kept.append(record)
-        return kept
+    def first_of_key(self, records: Iterable[Record], ctx: BuildContext) -> np.ndarray:
+        """For each row, the position of the first row with its key (its own position when it is the first)."""
+        digests = bytearray()
+        for record in ctx.track(records, f"{self.name} keys"):
+            digests += hashlib.blake2b(self.key(record).encode("utf-8"), digest_size=16).digest()
+        keys = np.frombuffer(bytes(digests), dtype=np.uint64).reshape(-1, 2)
+        if len(keys) == 0:
+            return np.zeros(0, dtype=np.int64)
+        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        return first[inverse.reshape(-1)].astype(np.int64)
+
+    def run(self, records: Iterable[Record], ctx: BuildContext) -> Iterator[Record]:
+        first = self.first_of_key(records, ctx)
+        repeated = np.zeros(len(first), dtype=bool)  # rows a later row repeats
+        repeated[first[first != np.arange(len(first))]] = True
+        kept: dict[int, Record] = {}  # those rows, for the kept text of duplicates.parquet
+        for i, record in enumerate(ctx.track(records, self.name)):
+            j = int(first[i])
+            if j != i:
+                ctx.drop(record, self.name, "exact duplicate", kept=kept[j], similarity=1.0)
+                continue
+            if repeated[i]:
+                kept[i] = record
+            yield record

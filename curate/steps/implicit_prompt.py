@@ -17,12 +17,20 @@ class ExtractPrompt(FilterStep):
 
     name: ClassVar[str] = "extract_prompt"
 
+    def __init__(self) -> None:
+        self.implicit_rows = 0  # rows that had no prompt
+
+    def listed(self) -> bool:
+        """Listed in the manifest only when some row had no prompt (the pipeline adds it to every preference build)."""
+        return self.implicit_rows > 0
+
     def filter(self, record: Record) -> bool | tuple[bool, str]:
         from trl.data_utils import extract_prompt
 
         data = record.data
         if "prompt" in data:
             return True
+        self.implicit_rows += 1
         # Identical conversations were dropped by normalize; extract_prompt needs them to differ somewhere.
         split = extract_prompt({"chosen": data["chosen"], "rejected": data["rejected"]})
         if not split["prompt"]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import ClassVar
 
 from curate.hub import cached_tokenizer
@@ -10,6 +12,8 @@ from curate.lengths import analyze, histogram_png, token_counts
 from curate.render import Renderer, template_warnings
 from curate.schema import Record
 from curate.steps.base import BuildContext, Step
+
+BATCH = 1024  # rows tokenized together
 
 
 class Lengths(Step):
@@ -38,36 +42,39 @@ class Lengths(Step):
         self.min_tokens = min_tokens
         self.max_tokens = max_tokens
 
-    def run(self, records: list[Record], ctx: BuildContext) -> list[Record]:
+    def run(self, records: Iterable[Record], ctx: BuildContext) -> Iterator[Record]:
         tok = cached_tokenizer(self.tokenizer)
         for warning in template_warnings(self.template, tok, self.tokenizer, self.strict):
             ctx.note(warning)
-        renderer = self.renderer(tok, ctx)
-        counts = token_counts(
-            [r.data for r in records], renderer, ctx.track, where=lambda i: f"{records[i].source} row {records[i].row}"
-        )
-        kept, kept_counts = [], []
-        for record, n in zip(records, counts, strict=True):
-            if self.min_tokens is not None and n < self.min_tokens:
-                ctx.drop(record, self.name, f"{n} tokens < min_tokens {self.min_tokens}")
-            elif self.max_tokens is not None and n > self.max_tokens:
-                ctx.drop(record, self.name, f"{n} tokens > max_tokens {self.max_tokens}")
-            else:
-                kept.append(record)
-                kept_counts.append(n)
+        renderer: Renderer | None = None
+        kept_counts: list[int] = []  # one int per kept row: the analysis needs every count, not every row
+        rows_in = 0
+        rows = iter(ctx.track(records, self.name))
+        while batch := list(islice(rows, BATCH)):
+            renderer = renderer or self.renderer(tok, ctx)  # after the template step described its format
+            names = [f"{r.source} row {r.row}" for r in batch]
+            counts = token_counts([r.data for r in batch], renderer, where=names.__getitem__)
+            rows_in += len(batch)
+            for record, n in zip(batch, counts, strict=True):
+                if self.min_tokens is not None and n < self.min_tokens:
+                    ctx.drop(record, self.name, f"{n} tokens < min_tokens {self.min_tokens}")
+                elif self.max_tokens is not None and n > self.max_tokens:
+                    ctx.drop(record, self.name, f"{n} tokens > max_tokens {self.max_tokens}")
+                else:
+                    kept_counts.append(n)
+                    yield record
         if not kept_counts:
             ctx.manifest.lengths = LengthsInfo(tokenizer=self.tokenizer, stats=None, recommended_max_length=None)
-            return kept
+            return
         report = analyze(kept_counts, self.tokenizer, self.max_length)
         ctx.manifest.lengths = LengthsInfo(
             **report.as_manifest(),
             min_tokens=self.min_tokens,
             max_tokens=self.max_tokens,
-            dropped=len(records) - len(kept),
+            dropped=rows_in - len(kept_counts),
         )
         ctx.artifacts["lengths.png"] = histogram_png(kept_counts, report)
         ctx.card_sections.append(report.card_markdown())
-        return kept
 
     def renderer(self, tokenizer: object, ctx: BuildContext) -> Renderer:
         """The rendering the trainers will use on this export (format and template from the template step)."""

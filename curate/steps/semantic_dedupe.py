@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -12,8 +14,10 @@ from curate.errors import CurateError
 from curate.io.manifest import SemanticDedupeInfo
 from curate.schema import Kind, Record
 from curate.similarity.dedupe import semantic_dedupe
-from curate.similarity.embed import Backend, encode, resolve_backend, resolve_device
+from curate.similarity.embed import Backend, Embedder, resolve_backend, resolve_device
 from curate.steps.base import BuildContext, Step
+
+EMBED_CHUNK = 100_000  # texts embedded per call: the texts of one chunk are held, not every row's
 
 # The text that makes two rows "the same" by default: what a reader of the row would compare. For a conversation
 # (`messages`, ShareGPT `conversations`) that is its user and assistant turns; a system prompt many rows share
@@ -87,50 +91,78 @@ class SimilaritySpec:
     device: str | None = None
     backend: Backend = "auto"
 
-    def embed(self, records: list[Record], quiet: bool) -> np.ndarray:
-        """Embeddings (L2-normalized, cached on disk by curate.similarity.embed) of the records' `fields`."""
-        texts = [record_text(r, self.fields) for r in records]
-        return encode(texts, self.embedder, device=self.device, quiet=quiet, backend=self.backend)
+    def embed(self, records: Iterable[Record], quiet: bool, rows: int | None = None) -> np.ndarray:
+        """Embeddings (L2-normalized, cached on disk by curate.similarity.embed) of the records' `fields`.
+
+        Texts are embedded EMBED_CHUNK at a time, so one chunk of texts is held, not every row's; when the
+        number of `rows` is known (given, or sized `records`) the vectors go into one preallocated array.
+        """
+        embedder = Embedder(self.embedder, device=self.device, backend=self.backend)
+        stream = iter(records)
+        chunks = (
+            embedder.encode([record_text(r, self.fields) for r in chunk], quiet=quiet)
+            for chunk in iter(lambda: list(itertools.islice(stream, EMBED_CHUNK)), [])
+        )
+        if rows is None and isinstance(records, Sized):
+            rows = len(records)
+        if rows is None:
+            parts = list(chunks)
+            return np.concatenate(parts) if parts else embedder.encode([], quiet=quiet)
+        out: np.ndarray | None = None
+        done = 0
+        for vectors in chunks:
+            if out is None:
+                out = np.empty((rows, vectors.shape[1]), dtype=np.float32)
+            out[done : done + len(vectors)] = vectors
+            done += len(vectors)
+        return out if out is not None else embedder.encode([], quiet=quiet)
 
 
 class SemanticDedupe(Step):
     """Drop each row whose embedding is within `threshold` cosine similarity of an earlier kept row."""
 
     name: ClassVar[str] = "semantic_dedupe"
+    passes = 2
 
     def __init__(self, spec: SimilaritySpec):
         self.spec = spec
 
-    def run(self, records: list[Record], ctx: BuildContext) -> list[Record]:
+    def run(self, records: Iterable[Record], ctx: BuildContext) -> Iterator[Record]:
         spec = self.spec
         start = time.perf_counter()
-        embeddings = spec.embed(records, ctx.quiet)
+        embeddings = spec.embed(records, ctx.quiet)  # pass 1
         embedded = time.perf_counter()
         result = semantic_dedupe(embeddings, spec.threshold, spec.index)
-        kept = []
-        reason = f"near duplicate (cosine >= {spec.threshold:g})"
-        for i, record in enumerate(records):
-            if result.keep[i]:
-                kept.append(record)
-            else:
-                kept_by = records[result.kept_by[i]]
-                ctx.drop(record, self.name, reason, kept=kept_by, similarity=round(float(result.similarity[i]), 6))
+        rows_in, dim = embeddings.shape
+        del embeddings
+        searched = time.perf_counter()
         ctx.manifest.semantic_dedupe = SemanticDedupeInfo(
             fields=list(spec.fields),
             threshold=spec.threshold,
             embedder=spec.embedder,
             embed_backend=resolve_backend(spec.backend, resolve_device(spec.device)),
-            dim=int(embeddings.shape[1]),
+            dim=int(dim),
             index=result.index,
-            rows_in=len(records),
+            rows_in=int(rows_in),
             dropped=result.dropped,
-            kept=len(kept),
+            kept=int(rows_in) - result.dropped,
             seconds_embed=round(embedded - start, 3),
-            seconds_search=round(time.perf_counter() - embedded, 3),
+            seconds_search=round(searched - embedded, 3),
         )
         ctx.card_sections.append(
-            f"Semantic dedupe: {result.dropped} of {len(records)} rows dropped as near duplicates "
+            f"Semantic dedupe: {result.dropped} of {rows_in} rows dropped as near duplicates "
             f"(cosine similarity >= {spec.threshold:g} to an earlier kept row; `{spec.embedder}` embeddings "
             f"of {', '.join(spec.fields)}; {result.index} search)."
         )
-        return kept
+        reason = f"near duplicate (cosine >= {spec.threshold:g})"
+        wanted = np.zeros(len(result.keep), dtype=bool)  # kept rows a later row near-duplicates
+        wanted[result.kept_by[~result.keep]] = True
+        kept_rows: dict[int, Record] = {}  # those rows, for the kept text of duplicates.parquet
+        for i, record in enumerate(ctx.track(records, self.name)):  # pass 2
+            if result.keep[i]:
+                if wanted[i]:
+                    kept_rows[i] = record
+                yield record
+            else:
+                kept_by = kept_rows[int(result.kept_by[i])]
+                ctx.drop(record, self.name, reason, kept=kept_by, similarity=round(float(result.similarity[i]), 6))

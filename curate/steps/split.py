@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable, Iterator
 from typing import ClassVar
 
 import numpy as np
@@ -18,9 +20,12 @@ class Split(Step):
     Groups (one per distinct `group_by` value, or one per row) are shuffled with a
     seeded generator and the first round(test_size * n_groups) go to test, so every
     row of a group lands in the same split and the same inputs give the same split.
+    Groups are numbered in order of first appearance from a digest of each row's group
+    (numpy, one pass over the spilled rows); a second pass assigns the splits.
     """
 
     name: ClassVar[str] = "split"
+    passes = 2
 
     def __init__(self, test_size: float, seed: int, group_by: str | None = None):
         self.test_size = test_size
@@ -37,16 +42,31 @@ class Split(Step):
             )
         return str(record.data[self.group_by])
 
-    def run(self, records: list[Record], ctx: BuildContext) -> list[Record]:
-        groups = list(dict.fromkeys(self.group_of(r) for r in records))
-        n_test = round(self.test_size * len(groups))
-        if self.test_size > 0 and len(groups) > 1:
-            n_test = min(max(n_test, 1), len(groups) - 1)
-        order = np.random.default_rng(self.seed).permutation(len(groups))
-        test_groups = {groups[i] for i in order[:n_test]}
-        for record in records:
-            record.extra["split"] = "test" if self.group_of(record) in test_groups else "train"
+    def group_numbers(self, records: Iterable[Record], ctx: BuildContext) -> np.ndarray:
+        """Each row's group, numbered 0, 1, ... in order of the group's first row."""
+        digests = bytearray()
+        for record in ctx.track(records, f"{self.name} groups"):
+            digests += hashlib.blake2b(self.group_of(record).encode("utf-8"), digest_size=16).digest()
+        keys = np.frombuffer(bytes(digests), dtype=np.uint64).reshape(-1, 2)
+        if len(keys) == 0:
+            return np.zeros(0, dtype=np.int64)
+        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        rank = np.empty(len(first), dtype=np.int64)
+        rank[np.argsort(first, kind="stable")] = np.arange(len(first))  # sorted-key order -> first-row order
+        return rank[inverse.reshape(-1)]
+
+    def run(self, records: Iterable[Record], ctx: BuildContext) -> Iterator[Record]:
+        group = self.group_numbers(records, ctx)
+        n_groups = int(group.max()) + 1 if len(group) else 0
+        n_test = round(self.test_size * n_groups)
+        if self.test_size > 0 and n_groups > 1:
+            n_test = min(max(n_test, 1), n_groups - 1)
+        order = np.random.default_rng(self.seed).permutation(n_groups)
+        test_group = np.zeros(n_groups, dtype=bool)
+        test_group[order[:n_test]] = True
         ctx.manifest.split = SplitInfo(
-            test_size=self.test_size, seed=self.seed, group_by=self.group_by, groups=len(groups), test_groups=n_test
+            test_size=self.test_size, seed=self.seed, group_by=self.group_by, groups=n_groups, test_groups=n_test
         )
-        return records
+        for i, record in enumerate(ctx.track(records, self.name)):
+            record.extra["split"] = "test" if test_group[group[i]] else "train"
+            yield record

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 from curate.errors import CurateError
@@ -83,6 +84,8 @@ class Format(Step):
         self.default_system_prompt = default_system_prompt
         self.last_turn_only = 0  # multi-turn rows whose earlier assistant turns became prompt
         self.turns = False  # write preference rows as turn lists even without --format messages (see run)
+        # Untemplated preference strings: one look at every row first, to see whether any prompt is turns.
+        self.passes = 2 if kind is Kind.preference and template is None and fmt != "messages" else 1
 
     def render(self, conversation: Messages) -> tuple[str, str]:
         """(prompt, completion) strings of a conversation, with the template (or as is for one bare exchange)."""
@@ -128,19 +131,15 @@ class Format(Step):
         prompt, completion = self.render(turns)
         return {"text": prompt + completion} if self.fmt == "text" else {"prompt": prompt, "completion": completion}
 
-    def run(self, records: list[Record], ctx: BuildContext) -> list[Record]:
-        # One conversational preference row makes the whole set conversational: a column holds one type.
-        self.turns = self.template is None and any(isinstance(r.data.get("prompt"), list) for r in records)
+    def run(self, records: Iterable[Record], ctx: BuildContext) -> Iterator[Record]:
+        if self.passes > 1:
+            # One conversational preference row makes the whole set conversational: a column holds one type.
+            self.turns = any(isinstance(r.data.get("prompt"), list) for r in records)
+        self.describe(ctx)  # before the rows: the lengths step renders them as this says
         for record in ctx.track(records, self.name):
             record.data = self.format(record.data)
-        ctx.manifest.template = TemplateInfo.model_validate(
-            {
-                "name": self.template.name if self.template else None,
-                "format": "messages" if self.turns else self.fmt,
-                "default_system_prompt": self.default_system_prompt,
-                "last_turn_only_rows": self.last_turn_only,
-            }
-        )
+            yield record
+        self.describe(ctx)  # with the count of rows cut to their last turn
         if self.last_turn_only:
             ctx.note(
                 f"{self.last_turn_only} multi-turn rows: prompt-completion trains only their last assistant turn "
@@ -149,4 +148,14 @@ class Format(Step):
         if isinstance(self.template, NamedTemplate) and self.fmt == "messages":
             # The export's turns are rendered with this template: ship it for any TRL trainer (chat_template_path).
             ctx.artifacts["chat_template.jinja"] = self.template.spec.source.encode("utf-8")
-        return records
+
+    def describe(self, ctx: BuildContext) -> None:
+        """The manifest's template section: name, format, system-prompt policy, rows cut to their last turn."""
+        ctx.manifest.template = TemplateInfo.model_validate(
+            {
+                "name": self.template.name if self.template else None,
+                "format": "messages" if self.turns else self.fmt,
+                "default_system_prompt": self.default_system_prompt,
+                "last_turn_only_rows": self.last_turn_only,
+            }
+        )

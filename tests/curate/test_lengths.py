@@ -113,7 +113,7 @@ def test_step_filters_drop_with_reason_and_fill_the_manifest():
     ]
     records = [_record(i, r) for i, r in enumerate(rows)]
     with BuildContext(quiet=True) as ctx:
-        kept = Lengths("smollm2", max_length=16, min_tokens=4, max_tokens=40)(records, ctx)
+        kept = list(Lengths("smollm2", max_length=16, min_tokens=4, max_tokens=40)(records, ctx))
     assert [r.id for r in kept] == ["r2"]
     reasons = {d.id: d.reason for d in ctx.dropped}
     assert reasons == {

@@ -25,7 +25,9 @@ def test_normalize_text() -> None:
 
 def test_normalize_drops_empty_and_short_rows_with_reasons() -> None:
     ctx = BuildContext(quiet=True)
-    kept = Normalize(Kind.instruction, min_chars=3)(records(("What?", "Yes"), ("   ", "x y z"), ("Why?", "no")), ctx)
+    kept = list(
+        Normalize(Kind.instruction, min_chars=3)(records(("What?", "Yes"), ("   ", "x y z"), ("Why?", "no")), ctx)
+    )
     assert [r.id for r in kept] == ["r1"]
     assert [(d.id, d.reason) for d in ctx.dropped] == [
         ("r2", "'prompt' is empty"),
@@ -37,14 +39,16 @@ def test_normalize_drops_empty_and_short_rows_with_reasons() -> None:
 def test_exact_dedupe_case_insensitive_match_keeps_stored_case() -> None:
     ctx = BuildContext(quiet=True)
     rows = records(("Hello  World", "Hi"), ("hello world", "hi"), ("Other", "Hi"))
-    kept = ExactDedupe(("prompt", "response"), lowercase=True)(rows, ctx)
+    kept = list(ExactDedupe(("prompt", "response"), lowercase=True)(rows, ctx))
     assert [(r.id, r.data["prompt"]) for r in kept] == [("r1", "Hello  World"), ("r3", "Other")]
     assert ctx.dropped[0].kept_id == "r1" and ctx.dropped[0].reason == "exact duplicate"
-    assert len(ExactDedupe(("prompt", "response"))(records(("A", "b"), ("a", "b")), BuildContext(quiet=True))) == 2
+    assert (
+        len(list(ExactDedupe(("prompt", "response"))(records(("A", "b"), ("a", "b")), BuildContext(quiet=True)))) == 2
+    )
 
 
 def split_of(rows: list[Record], **kwargs: object) -> dict[str, str]:
-    Split(**kwargs)(rows, BuildContext(quiet=True))  # type: ignore[arg-type]
+    list(Split(**kwargs)(rows, BuildContext(quiet=True)))  # type: ignore[arg-type]
     return {r.id: r.extra["split"] for r in rows}
 
 

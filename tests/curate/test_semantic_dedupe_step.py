@@ -113,7 +113,7 @@ TEXTS = [
 def test_cross_split_check_moves_drops_or_reports_contaminated_test_rows(action: str) -> None:
     records = [record(i, t, s) for i, (t, s, _) in enumerate(TEXTS)]
     ctx = BuildContext(quiet=True)
-    kept = CrossSplitCheck(SimilaritySpec(("text",), 0.9, "all-MiniLM-L6-v2", "auto"), action)(records, ctx)
+    kept = list(CrossSplitCheck(SimilaritySpec(("text",), 0.9, "all-MiniLM-L6-v2", "auto"), action)(records, ctx))
     info = ctx.manifest.cross_split
     assert info is not None and (info.flagged, info.test_rows, info.train_rows) == (1, 3, 2)
     assert info.examples[0].test_id == "r2" and info.examples[0].train_id == "r0"
@@ -130,9 +130,8 @@ def test_cross_split_check_moves_drops_or_reports_contaminated_test_rows(action:
 def test_cross_split_move_takes_the_whole_group_along() -> None:
     records = [record(i, t, s, g) for i, (t, s, g) in enumerate(TEXTS)]
     ctx = BuildContext(quiet=True)
-    kept = CrossSplitCheck(SimilaritySpec(("text",), 0.9, "all-MiniLM-L6-v2", "exact"), "move", group_by="family")(
-        records, ctx
-    )
+    check = CrossSplitCheck(SimilaritySpec(("text",), 0.9, "all-MiniLM-L6-v2", "exact"), "move", group_by="family")
+    kept = list(check(records, ctx))
     assert [r.extra["split"] for r in kept] == ["train", "train", "train", "train", "test"]
     assert ctx.manifest.cross_split is not None and ctx.manifest.cross_split.moved == 2
 
