@@ -1,7 +1,8 @@
 """How much input a build may hold in memory: a limit that follows the machine, checked before and while reading.
 
-A build keeps every validated row as Python objects, which take far more room than the file: a 63 KB
-Parquet file of 3.6M repeated rows once drove a build to a 2.9 GB `MemoryError`. So each file's
+A build streams its rows, but still keeps something per row: the exported rows and every dropped row
+(with its text, for duplicates.parquet) as Arrow columns, and per-row keys; a 63 KB Parquet file of
+3.6M repeated rows once drove a build to a 2.9 GB `MemoryError`. So each file's
 declared size (Parquet metadata: rows and uncompressed bytes; text files: their size) is checked
 before it is read, and the rows actually read are counted as they arrive, against a share of the
 machine's memory. The message says how to raise the limit.
@@ -21,10 +22,11 @@ ENV = "CURATRAIN_MAX_MEMORY"
 # The share of the machine's memory that held input rows may take: the steps need the rest
 # (normalized copies, the export's Arrow tables, embeddings).
 SHARE = 0.5
-# Peak build memory per held row beyond its text (the row's dicts, its Record, its id) and per byte
-# of text (raw and normalized strings, the formatted row, the export's Arrow table), fitted to the peak
-# RSS of two builds: 200k short rows (27 MB) -> 440 MB, 50k long rows (104 MB) -> 754 MB over the
-# interpreter's own 160 MB.
+# Peak build memory per row beyond its text and per byte of text: an upper bound. Measured on the
+# streaming build (peak RSS over the interpreter's own 170 MB): 200k short rows (35 MB) -> 210 MB and
+# 50k long rows (114 MB) -> 600 MB (about 140 B per exported row and 5x its text, the export's Parquet
+# writer included), 300k rows all dropped as duplicates -> 360 MB (1.2 KB per dropped row, its text kept
+# for duplicates.parquet). Fitted earlier to a build holding every row as Python objects: 1.5 KB, 6x.
 ROW_BYTES = 1_500
 TEXT_FACTOR = 6
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30}

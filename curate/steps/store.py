@@ -18,7 +18,7 @@ from curate.errors import CurateError
 T = TypeVar("T")
 
 BATCH = 2048  # records per pickled batch: one batch is in memory at a time
-SPOOL_BYTES = 32 << 20  # a store this small stays in memory (a small build never writes a temporary file)
+SPOOL_BYTES = 4 << 20  # a store this small stays in memory (a small build never writes a temporary file)
 
 
 class RecordStore(Generic[T]):
