@@ -26,7 +26,7 @@ EXAMPLES = 20  # flagged pairs listed in the manifest
 class CrossSplitCheck(Step):
     """Find test rows >= threshold similar to a train row; move, drop or report them.
 
-    Reads the spilled rows four times: their splits (a bool per row), the train rows' embeddings, the
+    Reads the stored rows four times: their splits (a bool per row), the train rows' embeddings, the
     test rows' embeddings, then once more to apply the verdicts.
     """
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from typing import ClassVar
@@ -11,14 +10,15 @@ import numpy as np
 
 from curate.schema import Record
 from curate.steps.base import BuildContext, Step
+from curate.steps.keys import first_rows
 from curate.text import match_value
 
 
 class ExactDedupe(Step):
     """Keep the first row of each group of rows with equal `match_key` on `fields`.
 
-    Two passes over the spilled rows: the first keeps a 16-byte digest of each row's key (numpy, not a
-    dict of keys) and finds each key's first row; the second drops the later rows of each key.
+    Two passes over the stored rows: the first keeps a 16-byte digest of each row's key (curate/steps/keys.py,
+    not a dict of keys) and finds each key's first row; the second drops the later rows of each key.
     """
 
     name: ClassVar[str] = "exact_dedupe"
@@ -35,14 +35,7 @@ class ExactDedupe(Step):
 
     def first_of_key(self, records: Iterable[Record], ctx: BuildContext) -> np.ndarray:
         """For each row, the position of the first row with its key (its own position when it is the first)."""
-        digests = bytearray()
-        for record in ctx.track(records, f"{self.name} keys"):
-            digests += hashlib.blake2b(self.key(record).encode("utf-8"), digest_size=16).digest()
-        keys = np.frombuffer(bytes(digests), dtype=np.uint64).reshape(-1, 2)
-        if len(keys) == 0:
-            return np.zeros(0, dtype=np.int64)
-        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-        return first[inverse.reshape(-1)].astype(np.int64)
+        return first_rows(self.key(r) for r in ctx.track(records, f"{self.name} keys"))
 
     def run(self, records: Iterable[Record], ctx: BuildContext) -> Iterator[Record]:
         first = self.first_of_key(records, ctx)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator
 from typing import ClassVar
 
@@ -12,6 +11,7 @@ from curate.errors import CurateError
 from curate.io.manifest import SplitInfo
 from curate.schema import Record
 from curate.steps.base import BuildContext, Step
+from curate.steps.keys import first_rows
 
 
 class Split(Step):
@@ -21,7 +21,7 @@ class Split(Step):
     seeded generator and the first round(test_size * n_groups) go to test, so every
     row of a group lands in the same split and the same inputs give the same split.
     Groups are numbered in order of first appearance from a digest of each row's group
-    (numpy, one pass over the spilled rows); a second pass assigns the splits.
+    (curate/steps/keys.py, one pass over the stored rows); a second pass assigns the splits.
     """
 
     name: ClassVar[str] = "split"
@@ -44,16 +44,8 @@ class Split(Step):
 
     def group_numbers(self, records: Iterable[Record], ctx: BuildContext) -> np.ndarray:
         """Each row's group, numbered 0, 1, ... in order of the group's first row."""
-        digests = bytearray()
-        for record in ctx.track(records, f"{self.name} groups"):
-            digests += hashlib.blake2b(self.group_of(record).encode("utf-8"), digest_size=16).digest()
-        keys = np.frombuffer(bytes(digests), dtype=np.uint64).reshape(-1, 2)
-        if len(keys) == 0:
-            return np.zeros(0, dtype=np.int64)
-        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-        rank = np.empty(len(first), dtype=np.int64)
-        rank[np.argsort(first, kind="stable")] = np.arange(len(first))  # sorted-key order -> first-row order
-        return rank[inverse.reshape(-1)]
+        first = first_rows(self.group_of(r) for r in ctx.track(records, f"{self.name} groups"))
+        return np.unique(first, return_inverse=True)[1].reshape(-1)
 
     def run(self, records: Iterable[Record], ctx: BuildContext) -> Iterator[Record]:
         group = self.group_numbers(records, ctx)
