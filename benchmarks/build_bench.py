@@ -3,7 +3,7 @@
     nice .venv/bin/python benchmarks/build_bench.py                  # 1M rows: jsonl + parquet, exact dedupe
     nice .venv/bin/python benchmarks/build_bench.py --semantic       # the same with --semantic-dedupe (cold cache)
     .venv/bin/python benchmarks/build_bench.py --rows 100000         # quick
-    nice .venv/bin/python benchmarks/build_bench.py --baseline a2ceeb5  # and the same builds by that commit's code
+    nice .venv/bin/python benchmarks/build_bench.py --baseline 3825850  # and the same builds by that commit's code
 
 Each build runs as the user runs it (`python -m curate.cli build FILE --out DIR --quiet`) in its own
 process; its peak RSS is the kernel's `ru_maxrss` of that process (os.wait4). The data: instruction
@@ -12,7 +12,7 @@ earlier rows and 2% near copies (one word changed), written once under --work. S
 with a fresh embedding cache (CURATRAIN_CACHE in --work), so its time includes embedding every row.
 Targets (docs/design.md): peak RSS <= 4 GB and whole build <= 10 min on 2 cores. `--baseline REF` runs
 each build a second time with the code of git commit REF (extracted with `git archive` under --work),
-in the same run, and prints the ratios (a2ceeb5: the last build that held every row in memory).
+in the same run, and prints the ratios (3825850: the last build that held every row in memory).
 
 `--semantic --prefill`: embedding 1M texts with all-MiniLM-L6-v2 takes hours on 2 CPU cores, so the
 embedding cache is filled first with unit vectors for exactly the texts the build embeds (each near
