@@ -47,7 +47,11 @@ def test_sft_under_torchrun_writes_one_card_and_shows_progress_once(
     args = ["-m", "train.cli", "sft", "--data", str(latex_export), "--model", str(tiny_lm), "--out", str(out)]
     args += ["--max-steps", "2", "--batch-size", "4", "--grad-accum", "2", "--no-gradient-checkpointing"]
     args += ["logging.progress_seconds=0", "generation.samples=0"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
     if device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
     result = subprocess.run([*launch, *args], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)

@@ -75,7 +75,12 @@ def test_two_processes_end_with_one_adapter_and_log_the_loss_once(
     args += ["--max-steps", "3", "--batch-size", "2", "--no-gradient-checkpointing", "--lr", "1e-2"]
     args += ["logging.logging_steps=1", "logging.progress_seconds=0", "generation.samples=0"]
     args += ["training.eval_each_epoch=false", "training.save_each_epoch=false"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
     env["WEIGHTS_DIR"] = str(tmp_path)
     result = subprocess.run([*launch, *args], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
@@ -100,7 +105,11 @@ def test_ddp_config_launches_sft_on_two_gpus(tiny_lm: Path, latex_export: Path, 
     launch += ["--main_process_port", str(free_port()), "-m", "train.cli"]
     args = ["sft", "--data", str(latex_export), "--model", str(tiny_lm), "--out", str(out), "--max-steps", "2"]
     args += ["generation.samples=0"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "NCCL_NVLS_ENABLE": "0"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        "NCCL_NVLS_ENABLE": "0",
+    }
     result = subprocess.run([*launch, *args], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     assert read_run_card(out)["distributed"]["world_size"] == 2
