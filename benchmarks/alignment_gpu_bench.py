@@ -198,6 +198,8 @@ def main() -> None:
             print(f"{verb} failed: {type(exc).__name__}: {exc}")
             continue
         print(f"{verb}: {stages[-1]['wall_seconds']} s", flush=True)
+        if args.json:  # after every stage: a run stopped at its time limit keeps what it measured
+            Path(args.json).write_text(json.dumps(stages, indent=2, default=str))
         if verb == "reward":
             stages[0]["degeneration"] = sft_heldout(args, work, pairs)
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU (smoke)"
