@@ -3,7 +3,8 @@
 A row is counted as the trainer receives it: the token ids of `curate.render.Renderer`, the one
 rendering `train sft` / `train reward` feed TRL's trainers with (template, chat template, one BOS, one
 end token). Preference rows count their longer side (prompt + chosen or prompt + rejected, as chat turns
-when `train reward` renders them so); rated/reward rows count prompt + response; labelled rows their text.
+when `train reward` renders them so); rated/reward rows count prompt + response; labelled rows their text
+(and text_pair).
 
 Rule: recommended max_length = the smallest multiple of 64 that is ≥ p99 of the token counts
 (percentiles with numpy's default linear interpolation), so at most ~1% of rows are truncated.

@@ -154,9 +154,10 @@ class Renderer:
         if "prompt" in row and "response" in row:  # rated / reward rows: counted as prompt + answer
             return self._answer(row["prompt"], row["response"])
         if "text" in row:
-            text = row["text"]
-            # labelled rows are classified, not generated: no EOS to learn
-            return Piece(text, ((0, len(text)),), self._adds_bos(text), close="labels" not in row)
+            # labelled rows are classified, not generated: no EOS to learn; a sentence pair counts both sentences
+            labelled = "labels" in row or "label" in row
+            text = " ".join(row[k] for k in ("text", "text_pair") if row.get(k)) if labelled else row["text"]
+            return Piece(text, ((0, len(text)),), self._adds_bos(text), close=not labelled)
         raise CurateError(
             f"no formatted text in columns {sorted(row)}: expected text, prompt+completion, messages, "
             "prompt+chosen+rejected or prompt+response"

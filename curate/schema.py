@@ -246,12 +246,31 @@ class PreferenceRecord(_Strict):
 
 
 class LabelledRecord(_Strict):
-    """A text with zero or more label names, for multi-label classification."""
+    """A text for classification: `labels` (zero or more names, multi-label) or one `label` (single-label).
+
+    Sentence pairs add `text_pair` (the second sentence the classifier reads with `text`).
+    """
 
     text: str
-    labels: list[str]
+    text_pair: str | None = None
+    labels: list[str] | None = None
+    label: str | None = None
     id: str | None = None
     source: str | None = None
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _label_as_text(cls, value: Any) -> Any:
+        # Class ids (0/1, as in GLUE's pair sets) are label names too.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _labels_or_label(self) -> LabelledRecord:
+        if self.labels is None and self.label is None:
+            raise ValueError("missing required field 'labels' (a list of names; or 'label' for one name per row)")
+        if self.labels is not None and self.label is not None:
+            raise ValueError("give either 'labels' (a list of names) or 'label' (one name), not both")
+        return self
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -292,7 +311,7 @@ TEXT_FIELDS: dict[Kind, tuple[str, ...]] = {
     Kind.instruction: ("system", "prompt", "input", "response"),
     Kind.rated: ("prompt", "response", "comment"),
     Kind.preference: ("prompt", "chosen", "rejected"),
-    Kind.labelled: ("text",),
+    Kind.labelled: ("text", "text_pair"),
     Kind.reward: ("prompt", "response"),
 }
 
@@ -301,7 +320,7 @@ DEDUPE_FIELDS: dict[Kind, tuple[str, ...]] = {
     Kind.instruction: ("system", "prompt", "input", "response", "messages"),
     Kind.rated: ("prompt", "response", "labeler"),
     Kind.preference: ("prompt", "chosen", "rejected"),
-    Kind.labelled: ("text",),
+    Kind.labelled: ("text", "text_pair"),
     Kind.reward: ("prompt", "response"),
 }
 
@@ -352,7 +371,7 @@ def detect_kind(columns: list[str], source: str = "input", row: int = 1, unit: s
         return Kind.rated
     if "mean_rating" in cols:
         return Kind.reward
-    if "labels" in cols:
+    if "labels" in cols or "label" in cols:
         return Kind.labelled
     if {"prompt", "response"} <= cols or {"instruction", "output"} <= cols:
         return Kind.instruction

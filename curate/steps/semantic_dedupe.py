@@ -26,7 +26,7 @@ SEMANTIC_FIELDS: dict[Kind, tuple[str, ...]] = {
     Kind.instruction: ("prompt", "input", "response", "messages", "conversations"),
     Kind.rated: ("prompt", "response"),
     Kind.preference: ("prompt", "chosen", "rejected"),
-    Kind.labelled: ("text",),
+    Kind.labelled: ("text", "text_pair"),  # a sentence pair is the pair: a shared first sentence is not a duplicate
 }
 CONVERSATION_FIELDS = ("messages", "conversations")
 

@@ -46,7 +46,8 @@ class Format(Step):
     instruction  prompt-completion: prompt, completion · messages: messages · text: text
     preference   prompt, chosen, rejected, margin (strings, or turn lists with --format messages),
                  + chosen_rating, rejected_rating when derived from ratings
-    labelled     text, labels        rated   prompt, response, rating, labeler, comment
+    labelled     text, labels (multi-label) or text, label; sentence pairs add text_pair
+    rated        prompt, response, rating, labeler, comment
     reward       prompt, response, mean_rating, n_ratings
 
     A multi-turn conversation written as prompt-completion keeps its last assistant turn as the completion
@@ -104,7 +105,7 @@ class Format(Step):
     def format(self, data: dict[str, Any]) -> dict[str, Any]:
         """The output columns for one record's fields."""
         if self.kind is Kind.labelled:
-            return {"text": data["text"], "labels": data["labels"]}
+            return {k: data[k] for k in ("text", "text_pair", "labels", "label") if k in data}
         if self.kind is Kind.rated:
             return {k: data.get(k) for k in ("prompt", "response", "rating", "labeler", "comment")}
         if self.kind is Kind.reward:

@@ -64,8 +64,9 @@ def test_token_counts_match_hand_counted_tokens(tok):
         {"prompt": "Convert English to LaTeX\nEnglish: a over b\nLaTeX:", "completion": " \\frac{a}{b}"},
         {"prompt": "hello", "chosen": " world", "rejected": LATEX_EXAMPLE},  # the longer side counts
         {"text": "hello world<|im_end|>"},  # EOS already there: not doubled
+        {"text": "hello", "text_pair": "world", "label": "x"},  # a sentence pair: both sentences, no EOS
     ]
-    assert token_counts(rows, Renderer(tok)) == [3, 3, 2, 22, 1 + 21 + 1, 3]
+    assert token_counts(rows, Renderer(tok)) == [3, 3, 2, 22, 1 + 21 + 1, 3, 2]
 
 
 def test_messages_are_counted_with_the_chat_template(tok):

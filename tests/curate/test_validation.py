@@ -32,7 +32,9 @@ def test_rating_outside_1_to_10_names_row_and_field() -> None:
             "margin",
             "greater than or equal",
         ),
-        (Kind.labelled, {"text": "t"}, "labels", "missing required field"),
+        (Kind.labelled, {"text": "t"}, "(row)", "missing required field 'labels' (a list of names; or 'label'"),
+        (Kind.labelled, {"text": "t", "labels": ["a"], "label": "a"}, "(row)", "not both"),
+        (Kind.labelled, {"text": "t", "text_pair": 3, "label": "a"}, "text_pair", "valid string"),
     ],
 )
 def test_each_error_names_its_field(kind: Kind, raw: dict, field: str, message: str) -> None:
@@ -48,6 +50,28 @@ def test_csv_style_values_are_coerced() -> None:
     assert rated.data["rating"] == 7
     labelled = validate_row(Kind.labelled, {"text": "t", "labels": "drama|comedy", "id": 12}, "f", 1)
     assert labelled.data["labels"] == ["drama", "comedy"] and labelled.id == "12"
+
+
+def test_sentence_pairs_and_single_labels_are_labelled_records() -> None:
+    pair = {"text": "It rained.", "text_pair": "There was rain.", "label": 1, "id": "p1"}
+    assert detect_kind(list(pair)) is Kind.labelled
+    record = validate_row(Kind.labelled, pair, "pairs.jsonl", 1)
+    assert record.data == {"text": "It rained.", "text_pair": "There was rain.", "label": "1"}  # a class id is a name
+
+
+def test_a_pair_export_keeps_text_pair_and_label(tmp_path: Path) -> None:
+    """`curate build` writes the pair columns, normalizes both sentences and dedupes on the whole pair."""
+    rows = [
+        {"text": "It  rained.", "text_pair": "There was rain.", "label": "same"},
+        {"text": "It rained.", "text_pair": "There was  rain.", "label": "same"},  # the same pair once normalized
+        {"text": "It rained.", "text_pair": "It was sunny.", "label": "different"},  # same first sentence: kept
+    ]
+    source = tmp_path / "pairs.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = build(BuildRecipe(inputs=[str(source)], out=str(tmp_path / "out"), split={"test_size": 0}), quiet=True)
+    assert result.manifest.kind == Kind.labelled
+    assert result.manifest.columns == ["id", "text", "text_pair", "label"]
+    assert result.manifest.counts.splits["train"] == 2
 
 
 def test_messages_form_is_an_instruction() -> None:
