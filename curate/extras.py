@@ -17,7 +17,7 @@ from curate.errors import CurateError
 EXTRAS: dict[str, tuple[str, ...]] = {
     "review": ("streamlit", "sqlalchemy", "alembic", "bcrypt", "krippendorff", "scipy"),
     "curate": ("sentence_transformers", "torch", "faiss", "onnxruntime", "transformers", "gguf", "matplotlib"),
-    "train": ("torch", "transformers", "trl", "peft", "accelerate", "gguf", "scipy"),
+    "train": ("torch", "transformers", "trl", "peft", "accelerate", "gguf", "scipy", "sklearn"),
     "gpu": ("bitsandbytes",),
     "postgres": ("psycopg",),
 }

@@ -7,11 +7,13 @@ import warnings
 import typer
 
 from curate.config import keys_help
+from train.classify import ClassifyRecipe, classify_command
 from train.config import SFTRecipe
 from train.dpo import DPORecipe, dpo_command
 from train.generate import generate_command
 from train.merge import merge_command
 from train.ppo import PPORecipe, ppo_command
+from train.predict import predict_command
 from train.reward import RewardRecipe, reward_command
 from train.rl import RLRecipe, grpo_command, rloo_command
 from train.score import score_command
@@ -19,7 +21,7 @@ from train.sft import sft_command
 
 app = typer.Typer(
     name="train",
-    help="Fine-tune LLMs with LoRA / QLoRA on curate exports (TRL trainers + PEFT).",
+    help="Fine-tune LLMs (LoRA / QLoRA, TRL trainers + PEFT) and text classifiers on curate exports.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -29,7 +31,7 @@ app = typer.Typer(
 
 @app.callback()
 def _train() -> None:
-    """Fine-tune LLMs with LoRA / QLoRA on curate exports (TRL trainers + PEFT)."""
+    """Fine-tune LLMs (LoRA / QLoRA, TRL trainers + PEFT) and text classifiers on curate exports."""
     # TRL's configs still carry transformers' deprecated `gradient_checkpointing` name: nothing a user can act on.
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
 
@@ -44,6 +46,8 @@ app.command("dpo", epilog=keys_help(DPORecipe, "dpo.beta=0.2"))(dpo_command)
 app.command("ppo", epilog=keys_help(PPORecipe, "ppo.kl_coef=0.05"))(ppo_command)
 app.command("rloo", epilog=keys_help(RLRecipe, "rl.num_generations=8"))(rloo_command)
 app.command("grpo", epilog=keys_help(RLRecipe, "rl.num_generations=8"))(grpo_command)
+app.command("classify", epilog=keys_help(ClassifyRecipe, "classify.train_last=2"))(classify_command)
+app.command("predict")(predict_command)
 
 
 def main() -> None:

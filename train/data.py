@@ -23,12 +23,14 @@ FORMATS: dict[str, list[tuple[str, ...]]] = {
     "reward": [("chosen", "rejected")],
     "dpo": [("chosen", "rejected")],
     **dict.fromkeys(("ppo", "rloo", "grpo"), [("prompt",), ("messages",)]),  # online RL: any export's questions
+    "classify": [("text", "labels"), ("text", "label")],
 }
 KINDS: dict[str, tuple[str, ...]] = {
     "sft": ("instruction",),
     "reward": ("preference",),
     "dpo": ("preference",),
     **dict.fromkeys(("ppo", "rloo", "grpo"), ("instruction", "preference", "rated", "reward")),
+    "classify": ("labelled",),
 }
 BUILD_HINT: dict[str, str] = {
     "sft": "build an instruction export, e.g. `curate build recipes/latex-build.yaml`",
@@ -37,6 +39,8 @@ BUILD_HINT: dict[str, str] = {
     **dict.fromkeys(
         ("ppo", "rloo", "grpo"), "give an export with questions, e.g. `curate build recipes/qa-sft-build.yaml`"
     ),
+    "classify": "build a labelled export (text + labels, or text [+ text_pair] + label), "
+    "e.g. `curate build recipes/genres-build.yaml`",
 }
 EVAL_SPLITS = ("test", "validation", "eval")
 

@@ -327,7 +327,11 @@ class RunMeter(TrainerCallback):
         self.train_seconds = 0.0
         self.eval_seconds = 0.0
         self.evaluations = 0
+        self.tokens_before = 0  # the run's token count when this train() call began (a resume starts above 0)
         self._step_started = 0.0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.tokens_before = state.num_input_tokens_seen or 0
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._step_started = time.perf_counter()
@@ -376,27 +380,36 @@ def train_and_evaluate(
     if trainer.eval_dataset is not None:
         metrics.update(final_eval(trainer) or trainer.evaluate())
     if trainer.state.best_metric is not None:
-        metrics["best_eval_loss"] = trainer.state.best_metric
+        # named after the metric that picked it: best_eval_loss, best_eval_f1_micro (`train classify`), ...
+        best = trainer.args.metric_for_best_model or "eval_loss"
+        metrics[f"best_{best if best.startswith('eval_') else 'eval_' + best}"] = trainer.state.best_metric
         metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
     wall = time.perf_counter() - started
     memory = peak_memory()
     trainer.save_model(str(run.dir))  # adapter (with any modules_to_save) or full model, + tokenizer
     if recipe.logging.push_to_hub:
         trainer.push_to_hub()
-    # TRL's count of the non-pad tokens of training steps; its online-RL trainers count prompt + completion tokens instead.
-    tokens = int(getattr(trainer, "_total_train_tokens", 0) or trainer.state.num_input_tokens_seen or 0)
+    # TRL's count of the non-pad tokens of this call's training steps (its online-RL trainers count prompt + completion
+    # tokens in num_input_tokens_seen instead, a plain Trainer with include_num_input_tokens_seen="non_padding" its
+    # non-pad tokens: `train classify`); the state's count starts at the checkpoint's after a resume, so that is taken off.
+    seen = (trainer.state.num_input_tokens_seen or 0) - meter.tokens_before
+    tokens = int(getattr(trainer, "_total_train_tokens", 0) or seen)
+    # transformers' count of the rows this call trained on (its rate divides by wall time, evals included)
+    samples = round(result.metrics.get("train_samples_per_second", 0.0) * result.metrics.get("train_runtime", 0.0))
     eval_rows = len(trainer.eval_dataset) if trainer.eval_dataset is not None else 0
-    return Trained(metrics, throughput(tokens, meter, eval_rows, wall), memory)
+    return Trained(metrics, throughput(tokens, meter, eval_rows, wall, samples), memory)
 
 
-def throughput(tokens: int, meter: RunMeter, eval_rows: int, wall: float) -> dict[str, Any]:
-    """The run card's throughput: tokens/s over the training steps only, evaluations apart, and the wall time
-    (train() and the final eval: steps, evals, checkpoints, data loading)."""
+def throughput(tokens: int, meter: RunMeter, eval_rows: int, wall: float, samples: int = 0) -> dict[str, Any]:
+    """The run card's throughput: tokens/s (and rows/s, when the trainer counts them) over the training steps only,
+    evaluations apart, and the wall time (train() and the final eval: steps, evals, checkpoints, data loading)."""
     train_seconds = round(meter.train_seconds, 3)
     return {
         "train_tokens": tokens,
+        "train_samples": samples,
         "train_seconds": train_seconds,
         "tokens_per_second": tokens / train_seconds if train_seconds else 0.0,
+        "samples_per_second": samples / train_seconds if train_seconds else 0.0,
         "evaluations": meter.evaluations,
         "eval_rows": eval_rows,
         "eval_seconds": round(meter.eval_seconds, 3),
@@ -520,8 +533,9 @@ def report(
     if metrics.get("best_checkpoint"):
         parts.append(f"kept the best checkpoint, {Path(metrics['best_checkpoint']).name}")
     console.print(f"[bold]train {card['verb']}[/] done: {' · '.join(parts)}", soft_wrap=True)
+    rows = f" · {speed['samples_per_second']:.1f} samples/s" if speed.get("train_samples") else ""  # none from ppo
     console.print(
-        f"{speed['tokens_per_second']:.0f} tokens/s over {speed['train_seconds']:.1f} s of training steps · "
+        f"{speed['tokens_per_second']:.0f} tokens/s{rows} over {speed['train_seconds']:.1f} s of training steps · "
         f"{speed['evaluations']} evaluation(s) of {speed['eval_rows']} rows, {speed['eval_seconds']:.1f} s · "
         f"peak memory {memory_text(card['peak_memory'])}",
         soft_wrap=True,

@@ -187,18 +187,30 @@ def score_file(
         pairs.append((prompt, answer))
     model, tokenizer, renderer = load_reward_model(run_dir)
     rewards = reward_scores(model, tokenizer, pairs, renderer, batch_size, quiet)
+    write_with_columns(table, out, {"reward": rewards})
+    return rewards
+
+
+def write_with_columns(table: list[dict[str, Any]] | Any, out: Path, added: dict[str, list[Any]]) -> None:
+    """Write the rows `read_answers` read plus the `added` columns to `out`, in the input's file type.
+
+    JSONL rows keep their keys exactly; in CSV, list and mapping cells are written as JSON.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(table, list):
         lines = (
-            json.dumps({**row, "reward": reward}, ensure_ascii=False)
-            for row, reward in zip(table, rewards, strict=True)
+            json.dumps({**row, **{name: values[i] for name, values in added.items()}}, ensure_ascii=False)
+            for i, row in enumerate(table)
         )
         out.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     elif out.suffix == ".parquet":
-        table.assign(reward=rewards).to_parquet(out, index=False)
+        table.assign(**added).to_parquet(out, index=False)
     else:
-        table.assign(reward=rewards).to_csv(out, index=False)
-    return rewards
+        as_text = {
+            name: [json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v for v in values]
+            for name, values in added.items()
+        }
+        table.assign(**as_text).to_csv(out, index=False)
 
 
 @user_errors

@@ -70,13 +70,14 @@ def test_any_saved_hf_dataset_in_a_trl_format_loads(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_recipe_loads_with_its_tools_model(path: Path) -> None:
     from curate.recipe import BuildRecipe
+    from train.classify import ClassifyRecipe
     from train.dpo import DPORecipe
     from train.ppo import PPORecipe
     from train.reward import RewardRecipe
     from train.rl import RLRecipe
 
     models = {"build": BuildRecipe, "sft": SFTRecipe, "reward": RewardRecipe, "dpo": DPORecipe, "ppo": PPORecipe}
-    model = {**models, "rloo": RLRecipe, "grpo": RLRecipe}[path.stem.rsplit("-", 1)[-1]]
+    model = {**models, "rloo": RLRecipe, "grpo": RLRecipe, "classify": ClassifyRecipe}[path.stem.rsplit("-", 1)[-1]]
     assert load_recipe(model, path)
 
 
