@@ -356,3 +356,38 @@ def test_metrics_and_confusions_on_a_hand_made_example() -> None:
         "b": {"a": 0, "b": 1, "c": 0},
         "c": {"a": 0, "b": 0, "c": 1},
     }
+
+
+def test_a_lora_run_reloads_with_its_trained_head(toy_export: Path, tiny_bert: Path, tmp_path: Path) -> None:
+    """--lora: the adapter holds the classifier (modules_to_save), so `train predict` scores like the trained model."""
+    from train.labels import class_probabilities
+    from train.predict import load_classifier
+
+    recipe = tiny_recipe(tiny_bert, toy_export, tmp_path / "run", lora__enabled=True, lora__r=4, training__epochs=2)
+    run = train_classify(recipe, quiet=True)
+    assert (run.run_dir / "adapter_config.json").is_file()
+    texts = [r["text"] for r in toy_rows(6)]
+    trained = class_probabilities(run.model, run.tokenizer, run.space, texts, None, 64)
+    reloaded = load_classifier(run.run_dir)
+    again = class_probabilities(reloaded.model, reloaded.tokenizer, reloaded.space, texts, None, 64)
+    np.testing.assert_allclose(again, trained, atol=1e-5)
+    head = dict(reloaded.model.named_parameters())
+    fresh = load_classifier_model(recipe, run.space).model  # the head a reload without modules_to_save would get
+    assert not torch.equal(
+        head["base_model.model.classifier.modules_to_save.default.weight"],
+        dict(fresh.named_parameters())["base_model.model.classifier.modules_to_save.default.weight"],
+    )
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (mixed-precision path)")
+def test_mixed_precision_keeps_trained_weights_fp32_and_predicts(toy_export: Path, tiny_bert: Path, tmp_path: Path):
+    """On a GPU: bf16/fp16 autocast, the frozen layers in half precision, the trained ones in fp32; predict runs."""
+    run = train_classify(tiny_recipe(tiny_bert, toy_export, tmp_path / "run", classify__train_last=1), quiet=True)
+    dtypes = {name: p.dtype for name, p in run.model.named_parameters()}
+    assert dtypes["classifier.weight"] == dtypes["bert.encoder.layer.2.output.dense.weight"] == torch.float32
+    assert dtypes["bert.encoder.layer.0.output.dense.weight"] in (torch.bfloat16, torch.float16)
+    source = write_jsonl(tmp_path / "rows.jsonl", [{"text": r["text"]} for r in toy_rows(4)])
+    result = CliRunner().invoke(app, ["predict", str(run.run_dir), "--data", str(source), "-q"])
+    assert result.exit_code == 0, result.output
+    assert len(read_jsonl(tmp_path / "rows.predicted.jsonl")) == 4
