@@ -178,6 +178,22 @@ def field_of(model: type[BaseModel], key: str) -> FieldInfo:
     return node.model_fields[leaf]
 
 
+def default_of(model: type[BaseModel], key: str) -> Any:
+    """A dotted key's default as the recipe model sets it: a section made by the recipe's own default
+    factory (`train classify`'s `lora.enabled: false`) wins over the section class's field default.
+    """
+    first, *rest = key.split(".")
+    info = model.model_fields[first]
+    value = info.get_default(call_default_factory=True)
+    for part in rest:
+        section = section_model(info.annotation)
+        if section is None:
+            raise KeyError(key)
+        info = section.model_fields[part]
+        value = getattr(value, part) if isinstance(value, BaseModel) else info.get_default(call_default_factory=True)
+    return value
+
+
 def _optional_section(model: type[BaseModel], key: str) -> str | None:
     """The outermost section on the way to `key` that is off (null) unless set, e.g. `lengths`."""
     node: type[BaseModel] | None = model
@@ -243,7 +259,7 @@ def keys_help(model: type[BaseModel], example: str = "training.epochs=3") -> str
             about = (field.description if field is not None and field.description else None) or _first_line(section)
             lines += _wrap(f"{path}: {about}", HELP_WIDTH, "", "  ")
         for key, info in keys:
-            lines += _key_lines(key, info)
+            lines += _key_lines(key, info, default_of(model, key))
         if lines:
             paragraphs.append("\b\n" + "\n".join(lines))
     return "\n\n".join(paragraphs)
@@ -253,8 +269,8 @@ def _first_line(model: type[BaseModel]) -> str:
     return (inspect.getdoc(model) or "").split("\n\n")[0].replace("\n", " ")
 
 
-def _key_lines(key: str, info: FieldInfo) -> list[str]:
-    left = f"  {key}={show_value(info.get_default(call_default_factory=True))}"
+def _key_lines(key: str, info: FieldInfo, default: Any) -> list[str]:
+    left = f"  {key}={show_value(default)}"
     allowed = choices(info.annotation)
     text = (info.description or "") + (f" [{' | '.join(allowed)}]" if allowed else "")
     column = 34
@@ -315,7 +331,7 @@ class Flag:
         leaf = self.key.rsplit(".", 1)[-1].replace("_", "-")
         names = self.names or ((f"--{leaf}/--no-{leaf}",) if kind is bool else (f"--{leaf}",))
         allowed = choices(kind)
-        default = info.get_default(call_default_factory=True)
+        default = default_of(model, self.key)
         shown = "off" if default is None and section_model(info.annotation) else show_value(default)
         section = _optional_section(model, self.key)
         turns_on = f" Turns {section} on." if section and section != self.key else ""

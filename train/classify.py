@@ -36,7 +36,15 @@ from train.classify_metrics import (
     predict,
     tune_thresholds,
 )
-from train.config import BaseRecipe, LoraSection, MemorySection, ModelSection, TrainingSection, _Section
+from train.config import (
+    BaseRecipe,
+    LoraSection,
+    MemorySection,
+    ModelSection,
+    TokenizerSection,
+    TrainingSection,
+    _Section,
+)
 from train.data import TrainData
 from train.encoder import freeze_encoder, head_parameters
 from train.labels import LabelSpace, class_probabilities, label_space, to_features
@@ -86,10 +94,31 @@ class ClassifySection(_Section):
     )
 
 
+class EncoderSection(ModelSection):
+    """The encoder the head goes on: a hub id or a local directory."""
+
+    name: str | None = Field(
+        default=DEFAULT_ENCODER,
+        description="Encoder: a hub id or a local directory (the default ships offline, in the curate extra).",
+    )
+
+
+class EncoderTokenizerSection(TokenizerSection):
+    """The encoder's own tokenizer; each batch is padded to its longest row."""
+
+    max_length: int | None = Field(
+        default=None,
+        ge=1,
+        description="Max tokens per row (both sentences of a pair together); null: the longest input the "
+        "encoder takes.",
+    )
+
+
 class ClassifyRecipe(BaseRecipe):
     """`train classify`: sequence classification with the transformers Trainer (full fine-tune by default)."""
 
-    model: ModelSection = Field(default_factory=lambda: ModelSection(name=DEFAULT_ENCODER))
+    model: EncoderSection = Field(default_factory=EncoderSection)
+    tokenizer: EncoderTokenizerSection = Field(default_factory=EncoderTokenizerSection)
     lora: LoraSection = Field(default_factory=lambda: LoraSection(enabled=False))
     training: TrainingSection = Field(default_factory=lambda: TrainingSection(learning_rate=5e-5))
     memory: MemorySection = Field(default_factory=lambda: MemorySection(gradient_checkpointing=False))
@@ -274,7 +303,10 @@ def check_recipe(recipe: ClassifyRecipe) -> None:
     if c.train_last is not None and c.freeze_layers is not None:
         raise CurateError("classify.train_last and classify.freeze_layers say the same thing: set one of them")
     if recipe.lora.enabled and (c.train_last is not None or c.freeze_layers is not None):
-        raise CurateError("LoRA keeps every base weight frozen already: drop train_last/freeze_layers, or use --full")
+        raise CurateError(
+            "LoRA keeps every base weight frozen already: set classify.train_last=null and classify.freeze_layers=null, "
+            "or use --full"
+        )
     if recipe.memory.quantize != "none":
         raise CurateError("--quantize: `train classify` trains encoders in full or with LoRA; use --quantize none")
 
@@ -355,9 +387,9 @@ def train_classify(
 
     `inspect` > 0: print that many rows as the encoder receives them, and stop (None) before any model.
     """
-    from transformers import DataCollatorWithPadding
+    from transformers import DataCollatorWithPadding, set_seed
 
-    from train.reward import upcast_trainable
+    from train.model import upcast_trainable
 
     if inspect:
         inspect_classify(recipe, inspect)
@@ -369,6 +401,9 @@ def train_classify(
     args = classify_arguments(recipe, run_dir_for(recipe, data.name, "classify"), test is not None)
     run = open_run("classify", args, resume, overwrite)
 
+    # The fresh head is drawn when the model loads, before the Trainer seeds anything: seed it here, so a
+    # recipe gives the same run whatever ran before it in the process.
+    set_seed(recipe.training.seed)
     classifier = load_classifier_model(recipe, space)
     if args.bf16 or args.fp16:
         upcast_trainable(classifier.model)

@@ -214,6 +214,17 @@ def lora_config(lora: LoraSection, task_type: str = "CAUSAL_LM") -> Any:
     )
 
 
+def upcast_trainable(model: Any) -> None:
+    """Keep trainable weights (LoRA, the score head, or all of a full fine-tune) in fp32 under mixed precision.
+
+    Autocast still computes in bf16/fp16; a half-precision head loses small updates, and fp16 gradients
+    cannot be unscaled at all.
+    """
+    for param in model.parameters():
+        if param.requires_grad and param.dtype in (torch.float16, torch.bfloat16):
+            param.data = param.data.float()
+
+
 def describe(model: Any) -> dict[str, Any]:
     """Parameter counts and dtype of a (possibly PEFT-wrapped) model, for the run card.
 

@@ -20,7 +20,7 @@ from curate.console import console, user_errors
 from curate.errors import CurateError
 from train.classify_metrics import predict
 from train.labels import LabelSpace, class_probabilities
-from train.score import read_answers, write_with_columns
+from train.score import output_file, read_rows, write_with_columns
 
 
 @dataclass
@@ -103,20 +103,14 @@ def predict_file(
 
     Returns each row's predicted label names (one name per row for single-label models).
     """
-    table, columns = read_answers(data)
     classifier = load_classifier(run_dir)
     space = classifier.space
     needed = [text_column, *([pair_column] if space.pair else [])]
-    for column in needed:
-        if column not in columns:
-            raise CurateError(
-                f"--data {data}: no '{column}' column (columns: {', '.join(columns) or 'none'}); this "
-                f"{'sentence-pair ' if space.pair else ''}classifier reads {' + '.join(needed)}: name them with "
-                "--text-column / --pair-column"
-            )
-    records = table if isinstance(table, list) else table.to_dict(orient="records")
-    if not records:
-        raise CurateError(f"--data {data}: the file holds no rows")
+    hint = (
+        f"this {'sentence-pair ' if space.pair else ''}classifier reads {' + '.join(needed)}: name them with "
+        "--text-column / --pair-column"
+    )
+    table, records = read_rows(data, needed, hint)
     texts = _texts(records, text_column, data)
     pairs = _texts(records, pair_column, data) if space.pair else None
     probs = class_probabilities(
@@ -153,12 +147,19 @@ def predict_command(
 
     \b
     Example:
-      train predict runs/genres-classify --data data/genres/descriptions.jsonl --out out/genres-predicted.jsonl
+      train predict runs/genres-classify --data data/genres/descriptions.jsonl \\
+          --out out/genres-predicted.jsonl
     """
-    out = out or data.with_name(f"{data.stem}.predicted{data.suffix}")
-    if out.suffix != data.suffix:
-        raise CurateError(f"--out {out}: write the same file type as --data ({data.suffix})")
+    from rich.markup import escape
+
+    from train.progress import on_terminal, silence_library_progress
+
+    out = output_file(data, out, "predicted")
+    if quiet or not on_terminal():  # transformers' weight-loading bar: carriage returns in a log
+        silence_library_progress()
     names = predict_file(run_dir, data, out, text_column, pair_column, batch_size, quiet)
     counts = Counter(name for row in names for name in row)
-    common = " · ".join(f"{name} {n}" for name, n in counts.most_common(6))
-    console.print(f"Classified {len(names)} rows ({common or 'no label predicted'}) → [bold]{out}[/]")
+    common = " · ".join(f"{escape(name)} {n}" for name, n in counts.most_common(6))
+    console.print(
+        f"Classified {len(names)} rows ({common or 'no label predicted'}) → [bold]{escape(str(out))}[/]", soft_wrap=True
+    )

@@ -26,6 +26,7 @@ from curate.render import Renderer
 from train import options
 from train.config import BaseRecipe, _Section
 from train.formatting import reward_dataset
+from train.model import upcast_trainable
 from train.run import (
     eval_split,
     load_inputs,
@@ -136,19 +137,6 @@ def build_trainer(
     if args.bf16 or args.fp16:
         upcast_trainable(trainer.model)
     return trainer
-
-
-def upcast_trainable(model: Any) -> None:
-    """Keep trainable weights (LoRA, the score head, or all of a full fine-tune) in fp32 under mixed precision.
-
-    Autocast still computes in bf16/fp16; a half-precision head loses small updates, and fp16 gradients
-    cannot be unscaled at all.
-    """
-    import torch
-
-    for param in model.parameters():
-        if param.requires_grad and param.dtype in (torch.float16, torch.bfloat16):
-            param.data = param.data.float()
 
 
 def pairwise_accuracy(chosen: list[float], rejected: list[float]) -> float:

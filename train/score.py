@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -147,6 +148,28 @@ def read_answers(path: Path) -> tuple[list[dict[str, Any]] | Any, list[str]]:
     return frame, [str(c) for c in frame.columns]
 
 
+def read_rows(data: Path, needed: Sequence[str], hint: str) -> tuple[Any, list[dict[str, Any]]]:
+    """`read_answers`, checked: every `needed` column is there (else one line ending with `hint`) and there is
+    a row. Returns the table (to write back with `write_with_columns`) and its rows as dicts.
+    """
+    table, columns = read_answers(data)
+    for column in needed:
+        if column not in columns:
+            raise CurateError(f"--data {data}: no '{column}' column (columns: {', '.join(columns) or 'none'}); {hint}")
+    records = table if isinstance(table, list) else table.to_dict(orient="records")
+    if not records:
+        raise CurateError(f"--data {data}: the file holds no rows")
+    return table, records
+
+
+def output_file(data: Path, out: Path | None, tag: str) -> Path:
+    """`--out`, else DATA with `.<tag>` before its extension (`rows.scored.jsonl`); the same file type as DATA."""
+    out = out or data.with_name(f"{data.stem}.{tag}{data.suffix}")
+    if out.suffix != data.suffix:
+        raise CurateError(f"--out {out}: write the same file type as --data ({data.suffix})")
+    return out
+
+
 def score_file(
     run_dir: Path,
     data: Path,
@@ -157,19 +180,13 @@ def score_file(
     quiet: bool = False,
 ) -> list[float]:
     """Score every (prompt, answer) row of `data` with the run's reward model; write rows + `reward` to `out`."""
-    table, columns = read_answers(data)
-    for column in (prompt_column, answer_column):
-        if column not in columns:
-            raise CurateError(
-                f"--data {data}: no '{column}' column (columns: {', '.join(columns) or 'none'}); "
-                "name the columns with --prompt-column / --answer-column"
-            )
-    records = table if isinstance(table, list) else table.to_dict(orient="records")
-    if not records:
-        raise CurateError(f"--data {data}: the file holds no rows")
+    table, records = read_rows(
+        data, (prompt_column, answer_column), "name the columns with --prompt-column / --answer-column"
+    )
     pairs = []
     for number, row in enumerate(records, start=1):
-        prompt, answer = row.get(prompt_column), row.get(answer_column)
+        prompt: Any = row.get(prompt_column)  # text, a list of turns, or Parquet's array of them
+        answer = row.get(answer_column)
         if hasattr(prompt, "tolist"):  # a list column read by pandas from Parquet
             prompt = [dict(turn) for turn in prompt.tolist()]
         if isinstance(prompt, str) and is_transcript(prompt):  # HH-RLHF style: "\n\nHuman: …\n\nAssistant:"
@@ -236,9 +253,7 @@ def score_command(
 
     from train.progress import on_terminal, silence_library_progress
 
-    out = out or data.with_name(f"{data.stem}.scored{data.suffix}")
-    if out.suffix != data.suffix:
-        raise CurateError(f"--out {out}: write the same file type as --data ({data.suffix})")
+    out = output_file(data, out, "scored")
     if quiet or not on_terminal():  # transformers' weight-loading bar: carriage returns in a log
         silence_library_progress()
     rewards = score_file(run_dir, data, out, prompt_column, answer_column, batch_size, quiet)

@@ -36,6 +36,8 @@ def test_build_help_examples_name_recipes_that_load() -> None:
         (curate_app, ["dedupe"], "--embed-backend"),
         (train_app, ["sft"], "--completion-only-loss / --full-loss"),
         (train_app, ["sft"], "--gradient-checkpointing / --no-gradient-checkpointing"),
+        (train_app, ["classify"], "--lora / --full"),
+        (train_app, ["predict"], "--pair-column"),
     ],
 )
 def test_help_at_80_columns_cuts_no_option_name_or_choice(app: object, verb: list[str], option: str) -> None:

@@ -151,6 +151,49 @@ def test_frozen_layers_stay_bit_identical(toy_export: Path, tiny_bert: Path, tmp
     assert model["trainable_parameters"] == model["parameters"] - card["classifier"]["frozen"]["frozen_parameters"]
 
 
+def test_a_recipe_trains_the_same_model_whatever_ran_before_it(toy_export: Path, tiny_bert: Path, tmp_path: Path):
+    """The fresh head is drawn from training.seed, not from whatever state the process's RNG was left in."""
+    from transformers import AutoModelForSequenceClassification
+
+    weights = []
+    for before in (1, 2):
+        torch.manual_seed(before)
+        recipe = tiny_recipe(tiny_bert, toy_export, tmp_path / f"run{before}", training__epochs=1)
+        run = train_classify(recipe, quiet=True)
+        weights.append(AutoModelForSequenceClassification.from_pretrained(run.run_dir).classifier.weight)
+    assert torch.equal(*weights)
+
+
+def test_the_run_card_counts_a_plain_trainers_tokens_and_names_the_best_metric(
+    toy_export: Path, tiny_bert: Path, tmp_path: Path
+) -> None:
+    """The shared run layer on transformers' Trainer (no TRL token count): tokens and rows trained on, their
+    rates over the training steps, and the best checkpoint's score named after the metric that picked it."""
+    from transformers import AutoTokenizer
+
+    recipe = tiny_recipe(
+        tiny_bert,
+        toy_export,
+        tmp_path / "run",
+        training__epochs=2,
+        training__save_each_epoch=True,
+        classify__best_metric="f1_micro",
+        classify__tune_thresholds=False,  # every train row trains
+    )
+    run = train_classify(recipe, quiet=True)
+    card = json.loads((run.run_dir / "run_card.json").read_text())
+    train = load_data(str(toy_export), "classify").dataset["train"]
+    features = to_features(train, AutoTokenizer.from_pretrained(tiny_bert), run.space, card["classifier"]["max_length"])
+    speed = card["throughput"]
+    assert speed["train_tokens"] == 2 * sum(len(ids) for ids in features["input_ids"])  # non-pad tokens, 2 epochs
+    assert speed["train_samples"] == 2 * len(train)
+    assert speed["samples_per_second"] == pytest.approx(speed["train_samples"] / speed["train_seconds"])
+    assert speed["tokens_per_second"] == pytest.approx(speed["train_tokens"] / speed["train_seconds"])
+    metrics = card["metrics"]
+    assert "best_eval_loss" not in metrics
+    assert metrics["best_eval_f1_micro"] == max(e["eval_f1_micro"] for e in card["epochs"])
+
+
 def test_freeze_layers_is_train_last_counted_from_the_bottom(toy_export: Path, tiny_bert: Path, tmp_path: Path) -> None:
     space = label_space(load_data(str(toy_export), "classify"))
 

@@ -2,7 +2,7 @@
 dedupe of the descriptions), then `train classify --config recipes/genres-classify.yaml` on
 all-MiniLM-L6-v2, shortened to 5 epochs without per-epoch checkpoints.
 
-Measured on this project's 2-core CPU: test Jaccard 0.37 and micro-F1 0.51 (thresholds tuned on 24 held-out
+Measured on this project's 2-core CPU: test Jaccard 0.35 and micro-F1 0.47 (thresholds tuned on 24 held-out
 train rows), against 0.25 and 0.275 for the majority-label baseline (every one of the 40 test rows tagged
 with the most frequent train genre, drama: right on the 15 drama rows, 54 of 69 gold labels missed). The
 test asks for 1.3x the baseline's Jaccard and 1.5x its micro-F1, and ROC-AUC >= 0.75 (chance: 0.5).
@@ -65,8 +65,8 @@ def test_a_short_run_beats_the_majority_label_baseline(genres: Path, genres_run)
     baseline = majority_baseline(genres)
     metrics = genres_run.metrics
     assert baseline["jaccard"] == pytest.approx(0.25) and baseline["f1_micro"] == pytest.approx(30 / 109)
-    assert metrics["test_jaccard"] >= 1.3 * baseline["jaccard"]  # measured 0.37
-    assert metrics["test_f1_micro"] >= 1.5 * baseline["f1_micro"]  # measured 0.51
+    assert metrics["test_jaccard"] >= 1.3 * baseline["jaccard"]  # measured 0.35
+    assert metrics["test_f1_micro"] >= 1.5 * baseline["f1_micro"]  # measured 0.47
     assert metrics["test_roc_auc"] >= 0.75  # ranking well above chance (0.5) on every (row, genre) decision
 
 

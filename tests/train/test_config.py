@@ -88,14 +88,15 @@ def test_key_value_null_resets_a_key_the_file_set() -> None:
     assert recipe.tokenizer.max_length is None  # the file says 512; null means: the export's recommended length
 
 
-@pytest.mark.parametrize("verb", ["sft", "reward", "dpo", "ppo", "rloo", "grpo"])
+@pytest.mark.parametrize("verb", ["sft", "reward", "dpo", "ppo", "rloo", "grpo", "classify"])
 def test_help_lists_every_flag_and_key_with_its_default_at_80_columns(verb: str) -> None:
     import re
 
     from typer.testing import CliRunner
 
-    from curate.config import iter_sections, show_value
+    from curate.config import default_of, iter_sections, show_value
     from train import options
+    from train.classify import ClassifyRecipe
     from train.cli import app
     from train.dpo import DPORecipe
     from train.ppo import PPORecipe
@@ -106,7 +107,7 @@ def test_help_lists_every_flag_and_key_with_its_default_at_80_columns(verb: str)
     assert result.exit_code == 0
     lines = result.output.splitlines()
     assert max(len(line) for line in lines) <= 80, [line for line in lines if len(line) > 80]
-    names = ["--data", "--model", "--out", "--epochs", "--max-steps", "--lr", "--grad-accum", "--quantize"]
+    names = ["--data", "--model", "--out", "--epochs", "--max-steps", "--lr", "--grad-accum"]
     names += ["--gradient-checkpointing", "--no-gradient-checkpointing", "--config", "--resume", "--quiet"]
     names += ["--margin", "--no-margin", "--center-rewards", "--lora", "--full"] if verb == "reward" else []
     if verb in ("dpo", "ppo", "rloo", "grpo"):  # the alignment verbs' shared flags, then each one's own
@@ -114,13 +115,20 @@ def test_help_lists_every_flag_and_key_with_its_default_at_80_columns(verb: str)
         names += {"dpo": ["--ref-model", "--beta", "--loss-type", "--label-smoothing"], "ppo": ["--kl-coef"]}.get(
             verb, ["--beta", "--num-generations"]
         )
+    names += ["--lora", "--full", "--train-last", "--freeze-layers", "--best-metric"] if verb == "classify" else []
+    names += ["--quantize"] if verb != "classify" else []  # encoders train unquantized
     for name in names:  # whole, never cut to fit a column
         assert re.search(rf"(^|[ ,/]){re.escape(name)}([ ,/]|$)", result.output, re.M), name
     text = " ".join(result.output.split())
     assert "--epochs <float> Training epochs. [default: 3.0]" in text  # help and default from the field
-    assert "--quantize [none|4bit|8bit]" in text
-    model = {"reward": RewardRecipe, "dpo": DPORecipe, "ppo": PPORecipe, "sft": SFTRecipe}.get(verb, RLRecipe)
+    assert ("--quantize [none|4bit|8bit]" in text) == (verb != "classify")
+    models = {"reward": RewardRecipe, "dpo": DPORecipe, "ppo": PPORecipe, "sft": SFTRecipe, "classify": ClassifyRecipe}
+    model = models.get(verb, RLRecipe)
     for _, _, _, keys in iter_sections(model):
-        for key, info in keys:
-            assert f"{key}={show_value(info.get_default(call_default_factory=True))}" in result.output, key
+        for key, _ in keys:  # the verb's own defaults: a recipe's section factory wins over the section class
+            assert f"{key}={show_value(default_of(model, key))}" in result.output, key
+    if verb == "classify":  # a full fine-tune of an encoder at its own rate, not the LLM verbs' LoRA at 2e-4
+        assert "lora.enabled=false" in result.output and "training.learning_rate=5e-05" in result.output
+        assert "--lora / --full Train a LoRA adapter; false: a full fine-tune. [default: false]" in text
+        assert "--lr <float> Peak learning rate. [default: 5e-05]" in text
     assert len(options.TRAIN_FLAGS) < 16  # flags for the everyday keys only; the rest are KEY=VALUE
