@@ -18,7 +18,6 @@ from curate.io.export import SPLITS, write_export
 from curate.io.ingest import Ingested, ingest, source_hashes
 from curate.io.manifest import MANIFEST, BuildInfo, Counts, Manifest, SkippedFile, SourceInfo, StepCount
 from curate.recipe import BuildRecipe
-from curate.review.ratings import RatingRules
 from curate.schema import DEDUPE_FIELDS, Kind, Record
 from curate.steps.base import BuildContext, Step, StepStats
 from curate.steps.cross_split import CrossSplitCheck
@@ -75,7 +74,7 @@ def build_steps(recipe: BuildRecipe, kind: Kind) -> list[Step]:
         if not recipe.derive:
             steps.append(SemanticDedupe(spec))
     if recipe.derive:
-        steps.append(Derive(recipe.derive, RatingRules(**recipe.ratings.model_dump())))
+        steps.append(Derive(recipe.derive, recipe.ratings))
     steps.append(Split(recipe.split.test_size, recipe.split.seed, recipe.split.group_by))
     if semantic and semantic.cross_split != "off":
         # Derived rows (SFT, pairs, reward) all carry the question: near-duplicate questions must

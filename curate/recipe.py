@@ -82,7 +82,10 @@ class SplitConfig(_Section):
 
 
 class RatingsConfig(_Section):
-    """Thresholds for `derive` (rules in curate/review/ratings.py): SFT min mean rating, pair min gap, margin scale."""
+    """Rules turning ratings into datasets (curate/review/ratings.py): thresholds, calibration, agreement, judge gate.
+
+    Used by `derive` in a build and by `curate review export`.
+    """
 
     min_rating: float = Field(
         default=7.0, ge=1.0, le=10.0, description="derive sft: keep a prompt's best answer if its mean is >= this."
@@ -92,6 +95,31 @@ class RatingsConfig(_Section):
     )
     margin_scale: float = Field(default=1.0, ge=0.0, description="derive preference: margin = rating gap x this.")
     min_ratings: int = Field(default=1, ge=1, description="Leave out answers rated by fewer labelers than this.")
+    calibrate: bool = Field(
+        default=False,
+        description="Use calibrated ratings (each rater's lean and spread against the other raters removed) "
+        "for means, margins and agreement.",
+    )
+    min_agreement: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Drop rows whose raters agree less than this (0-1; see `agreement`); null: keep every row.",
+    )
+    judge_min_alpha: float = Field(
+        default=0.667,
+        ge=-1.0,
+        le=1.0,
+        description="A judge's ratings count only if its Krippendorff alpha against the human consensus reaches "
+        "this (0.667: Krippendorff's lowest bar for tentative conclusions).",
+    )
+    judge_min_items: int = Field(
+        default=20, ge=1, description="The judge gate needs at least this many answers the judge and a human both rated."
+    )
+    judge_fill: bool = Field(
+        default=True,
+        description="A judge that passed the gate also rates answers no human rated (rows marked judge_only).",
+    )
 
 
 class LengthsConfig(_Section):

@@ -172,6 +172,7 @@ class RatedRecord(_Strict):
     response: str
     rating: int = Field(ge=1, le=10)
     labeler: str
+    labeler_kind: Literal["human", "judge"] | None = None  # None: a person; judge: an LLM judge (ratings.py)
     comment: str | None = None
     flag: str | None = None  # why someone flagged this answer; flagged answers stay out of derived sets
     id: str | None = None
@@ -180,6 +181,15 @@ class RatedRecord(_Strict):
 
 Turns = list[dict[str, str]]
 _MESSAGES: TypeAdapter[list[Message]] = TypeAdapter(list[Message])
+
+
+class _RaterFields(_Strict):
+    """Who rated a row derived from ratings (curate/review/ratings.py), so such an export reads back in."""
+
+    n_raters: int | None = Field(default=None, ge=1)
+    agreement: float | None = Field(default=None, ge=0.0, le=1.0)
+    judge: bool | None = None
+    judge_only: bool | None = None
 
 
 def as_turns(value: Any) -> Turns:
@@ -191,7 +201,7 @@ def as_turns(value: Any) -> Turns:
         raise ValueError(f"turn {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
 
 
-class PreferenceRecord(_Strict):
+class PreferenceRecord(_RaterFields):
     """A chosen and a rejected answer to the same prompt (TRL's preference formats).
 
     Text: prompt, chosen and rejected strings. Conversational: `prompt` a list of turns, chosen and
@@ -287,7 +297,7 @@ class LabelledRecord(_Strict):
         return [text] if text else []
 
 
-class RewardRecord(_Strict):
+class RewardRecord(_RaterFields):
     """An answer's mean 1-10 rating over `n_ratings` labelers (reward-model regression data)."""
 
     prompt: str

@@ -278,6 +278,16 @@ def export_command(
     ] = RatingsConfig().min_ratings,
     test_size: Annotated[float, typer.Option(help="Fraction of prompts in the test split.")] = SplitConfig().test_size,
     seed: Annotated[int, typer.Option(help="Seed of the split.")] = SplitConfig().seed,
+    calibrate: Annotated[
+        bool,
+        typer.Option("--calibrate/--raw-ratings", help=RatingsConfig.model_fields["calibrate"].description),
+    ] = RatingsConfig().calibrate,
+    min_agreement: Annotated[
+        Optional[float], typer.Option(help=RatingsConfig.model_fields["min_agreement"].description)
+    ] = RatingsConfig().min_agreement,
+    judge_min_alpha: Annotated[
+        float, typer.Option(help=RatingsConfig.model_fields["judge_min_alpha"].description)
+    ] = RatingsConfig().judge_min_alpha,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
     """Write the project's current ratings as a dataset export (same layout as `curate build`).
@@ -289,7 +299,15 @@ def export_command(
       curate review export --project qa --kind preference --out out/qa-pairs
     """
     ratings, split = export_rules(
-        {"min_rating": min_rating, "min_gap": min_gap, "margin_scale": margin_scale, "min_ratings": min_ratings},
+        {
+            "min_rating": min_rating,
+            "min_gap": min_gap,
+            "margin_scale": margin_scale,
+            "min_ratings": min_ratings,
+            "calibrate": calibrate,
+            "min_agreement": min_agreement,
+            "judge_min_alpha": judge_min_alpha,
+        },
         {"test_size": test_size, "seed": seed},
     )
     result = export_ratings(open_store(db), project, out, kind, ratings=ratings, split=split, quiet=quiet)

@@ -27,8 +27,9 @@ from curate.lengths import LengthStats
 from curate.recipe import RatingsConfig
 from curate.schema import Kind
 
-# 2: template.default_system_prompt, template.last_turn_only_rows, notes; 3: skipped_files, per-source counts
-SCHEMA_VERSION = 3
+# 2: template.default_system_prompt, template.last_turn_only_rows, notes; 3: skipped_files, per-source counts;
+# 4: derive.raters
+SCHEMA_VERSION = 4
 MANIFEST = "manifest.json"
 
 
@@ -142,6 +143,30 @@ class CrossSplitInfo(Section):
     examples: list[CrossSplitPair] = Field(description="the first flagged pairs (at most 20)")
 
 
+class JudgeInfo(Section):
+    """An LLM judge against the human consensus on the answers both rated, and whether it passed the trust gate."""
+
+    name: str = Field(description="the judge's labeler name (its model)")
+    shared: int = Field(ge=0, description="answers the judge and at least one human rated")
+    alpha: float | None = Field(description="Krippendorff's interval alpha, judge vs mean human rating")
+    spearman: float | None = Field(description="Spearman's rho, judge vs mean human rating")
+    mean_offset: float | None = Field(description="mean of judge - human consensus (> 0: the judge is more generous)")
+    counted: bool = Field(description="passed the gate: its ratings count in the rows")
+    reason: str = Field(description="why it counts or not, in words")
+
+
+class RaterInfo(Section):
+    """Who rated the usable answers and how much they agreed (rules: curate/review/ratings.py)."""
+
+    humans: int = Field(ge=0, description="distinct human raters")
+    alpha_humans: float | None = Field(description="Krippendorff's ordinal alpha of the human ratings")
+    alpha_with_judges: float | None = Field(description="the same over humans and the judges that count")
+    alpha_calibrated: float | None = Field(description="interval alpha of the calibrated ratings (ratings.calibrate)")
+    calibrated: bool = Field(description="means, margins and agreement use calibrated ratings (ratings.calibrate)")
+    judges: list[JudgeInfo] = Field(description="every judge found in the ratings, counted or not")
+    judge_only_rows: int = Field(ge=0, description="rows made only of a judge's ratings (no human rated them)")
+
+
 class DeriveInfo(Section):
     """How rated rows became the exported set (rules: curate/review/ratings.py)."""
 
@@ -152,6 +177,7 @@ class DeriveInfo(Section):
     prompts: int = Field(ge=0, description="distinct prompts")
     rows: int = Field(ge=0, description="rows derived")
     skipped: dict[str, int] = Field(description="reason -> answers or prompts left out")
+    raters: RaterInfo | None = Field(default=None, description="who rated, how much they agreed, the judges' gate")
 
 
 class LengthsInfo(Section):

@@ -29,7 +29,8 @@ def krippendorff_alpha(
     """Krippendorff's alpha over all units rated at least twice: 1 = perfect agreement, 0 = chance level.
 
     `level` ordinal (default: 1-10 ratings are ordered, but their steps need not be equal)
-    or interval. NaN when fewer than two units have two or more ratings.
+    or interval (which also takes calibrated, non-integer ratings). NaN when fewer than two units
+    have two or more ratings.
     """
     matrix = reliability_matrix(ratings, unit)
     pairable = matrix.loc[:, matrix.notna().sum() >= 2]
@@ -37,7 +38,9 @@ def krippendorff_alpha(
         return math.nan
     return float(
         krippendorff.alpha(
-            reliability_data=pairable.to_numpy(dtype=float), value_domain=SCALE, level_of_measurement=level
+            reliability_data=pairable.to_numpy(dtype=float),
+            value_domain=SCALE if level == "ordinal" else None,  # ordinal ranks the whole 1-10 scale
+            level_of_measurement=level,
         )
     )
 
@@ -85,3 +88,65 @@ def zscore_calibrate(ratings: pd.DataFrame) -> pd.DataFrame:
     z_scaled = pooled_mean + pooled_std * (ratings["rating"] - mean) / std.where(std > 0)
     shifted = ratings["rating"] - mean + pooled_mean
     return ratings.assign(calibrated=z_scaled.fillna(shifted).clip(1, 10))
+
+
+def judge_vs_humans(ratings: pd.DataFrame, judge: str, unit: str = "answer_id") -> dict[str, float | int]:
+    """How one judge (a labeler name in `ratings`) agrees with the human consensus on the units both rated.
+
+    `ratings` carries a `labeler_kind` column (human | judge). The human consensus of a unit is the
+    mean of its human ratings. Returns n_shared (units rated by the judge and >= 1 human), alpha
+    (Krippendorff's interval alpha of judge vs consensus: 1 = same scores, 0 = chance), spearman
+    (rank correlation) and mean_offset (mean of judge - consensus: > 0 means the judge is more generous);
+    NaN where fewer than two shared units, or no spread, leave a figure undefined.
+    """
+    humans = ratings[ratings["labeler_kind"] != "judge"].groupby(unit)["rating"].mean()
+    own = ratings[ratings["labeler"] == judge].groupby(unit)["rating"].last()
+    shared = own.index.intersection(humans.index)
+    mine, consensus = own.loc[shared].astype(float), humans.loc[shared].astype(float)
+    out: dict[str, float | int] = {"n_shared": len(shared), "alpha": math.nan, "spearman": math.nan}
+    out["mean_offset"] = float((mine - consensus).mean()) if len(shared) else math.nan
+    both = np.vstack([mine.to_numpy(), consensus.to_numpy()])
+    if len(shared) >= 2 and len(np.unique(both)) >= 2:
+        out["alpha"] = float(krippendorff.alpha(reliability_data=both, level_of_measurement="interval"))
+    if len(shared) >= 3 and mine.nunique() > 1 and consensus.nunique() > 1:
+        out["spearman"] = float(spearmanr(mine, consensus).statistic)
+    return out
+
+
+CALIBRATION_SLOPE = (0.5, 2.0)  # a rater's fitted spread is kept in this range: a near-random rater is not blown up
+
+
+def consensus_calibrate(ratings: pd.DataFrame, unit: str = "answer_id", iterations: int = 100) -> pd.DataFrame:
+    """Add `calibrated`: each labeler's ratings with their lean and spread against the other raters removed.
+
+    Per labeler, rating ~ offset + slope x (the others' mean calibrated rating of the same unit), fitted by least
+    squares on the units someone else rated too (slope kept in CALIBRATION_SLOPE; with fewer than 3 such units,
+    offset only; with none, unchanged); calibrated = (rating - offset) / slope, refitted until stable, then put
+    back on the pooled mean and spread of the raw ratings and clipped to 1-10. Unlike `zscore_calibrate`, a
+    labeler's own mean does not count, so one who happened to get more bad answers is not taken for a harsh one.
+    """
+    rating = ratings["rating"].astype(float)
+    pooled_mean, pooled_std = rating.mean(), rating.std(ddof=0)
+    calibrated = rating.copy()
+    groups = ratings.groupby("labeler").indices
+    for _ in range(iterations):
+        by_unit = calibrated.groupby(ratings[unit])
+        total, count = by_unit.transform("sum"), by_unit.transform("count")
+        others = (total - calibrated) / (count - 1)  # NaN where nobody else rated the unit
+        fitted = rating.copy()
+        for rows in groups.values():
+            x, y = others.iloc[rows], rating.iloc[rows]
+            shared = x.notna()
+            slope, offset = 1.0, 0.0
+            if shared.sum() >= 3 and x[shared].nunique() > 1:
+                slope = float(np.clip(np.polyfit(x[shared], y[shared], 1)[0], *CALIBRATION_SLOPE))
+            if shared.any():
+                offset = float(y[shared].mean() - slope * x[shared].mean())
+            fitted.iloc[rows] = (y - offset) / slope
+        spread = fitted.std(ddof=0)
+        fitted = pooled_mean + (fitted - fitted.mean()) * (pooled_std / spread if spread > 0 else 1.0)
+        done = float((fitted - calibrated).abs().max()) < 1e-9
+        calibrated = fitted
+        if done:
+            break
+    return ratings.assign(calibrated=calibrated.clip(1, 10))

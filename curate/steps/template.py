@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from curate.errors import CurateError
 from curate.io.manifest import TemplateInfo
+from curate.review.ratings import RATER_COLUMNS
 from curate.schema import Kind, Record
 from curate.steps.base import BuildContext, Step
 from curate.templates import Messages, NamedTemplate, Template, as_turns, user_turn
@@ -47,11 +48,12 @@ class Format(Step):
     preference   prompt, chosen, rejected, margin (strings, or turn lists with --format messages),
                  + chosen_rating, rejected_rating when derived from ratings
     labelled     text, labels (multi-label) or text, label; sentence pairs add text_pair
-    rated        prompt, response, rating, labeler, comment
+    rated        prompt, response, rating, labeler, labeler_kind, comment
     reward       prompt, response, mean_rating, n_ratings
 
     A multi-turn conversation written as prompt-completion keeps its last assistant turn as the completion
     (the earlier turns are prompt); `--format messages` keeps every assistant turn for the loss.
+    Rows derived from ratings keep their rater columns last (n_raters, agreement, judge, judge_only).
     """
 
     name: ClassVar[str] = "template"
@@ -103,11 +105,16 @@ class Format(Step):
         return conversation[0]["content"], conversation[1]["content"]
 
     def format(self, data: dict[str, Any]) -> dict[str, Any]:
-        """The output columns for one record's fields."""
+        """The output columns for one record's fields (rater columns of derived rows last)."""
+        raters = {k: data[k] for k in RATER_COLUMNS if k in data}
+        return {**self._columns(data), **raters}
+
+    def _columns(self, data: dict[str, Any]) -> dict[str, Any]:
         if self.kind is Kind.labelled:
             return {k: data[k] for k in ("text", "text_pair", "labels", "label") if k in data}
         if self.kind is Kind.rated:
-            return {k: data.get(k) for k in ("prompt", "response", "rating", "labeler", "comment")}
+            rated = {k: data.get(k) for k in ("prompt", "response", "rating", "labeler")}
+            return {**rated, "labeler_kind": data.get("labeler_kind") or "human", "comment": data.get("comment")}
         if self.kind is Kind.reward:
             return {k: data[k] for k in ("prompt", "response", "mean_rating", "n_ratings")}
         slot = self.template is not None and self.template.input_slot and self.fmt != "messages"

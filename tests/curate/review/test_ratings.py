@@ -10,8 +10,8 @@ import pytest
 
 from curate.errors import CurateError
 from curate.pipeline import build
-from curate.recipe import load_recipe, recipe_from_dict
-from curate.review.ratings import RatingRules, derive
+from curate.recipe import RatingsConfig, load_recipe, recipe_from_dict
+from curate.review.ratings import derive
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -28,7 +28,7 @@ def test_sft_picks_best_answer_above_min_rating() -> None:
     out = derive(rows, "sft")
     assert [(r["prompt"], r["response"]) for r in out.rows] == [("q1", "good")]
     assert out.skipped == {"best answer's mean rating is below 7": 1}
-    assert [r["response"] for r in derive(rows, "sft", RatingRules(min_rating=6)).rows] == ["good", "meh"]
+    assert [r["response"] for r in derive(rows, "sft", RatingsConfig(min_rating=6)).rows] == ["good", "meh"]
 
 
 def test_sft_tie_goes_to_more_ratings_then_first_seen() -> None:
@@ -40,7 +40,7 @@ def test_sft_tie_goes_to_more_ratings_then_first_seen() -> None:
 
 def test_pairs_gap_margin_and_ratings() -> None:
     rows = rated("q", "great", 9, 10) + rated("q", "ok", 6, 7) + rated("q", "bad", 2)
-    pairs = derive(rows, "preference", RatingRules(min_gap=2, margin_scale=0.5)).rows
+    pairs = derive(rows, "preference", RatingsConfig(min_gap=2, margin_scale=0.5)).rows
     got = {(p["chosen"], p["rejected"]): (p["margin"], p["chosen_rating"], p["rejected_rating"]) for p in pairs}
     assert got == {
         ("great", "ok"): (1.5, 9.5, 6.5),
@@ -55,14 +55,14 @@ def test_pairs_skip_small_gaps_and_ties_even_with_zero_gap() -> None:
     assert out.rows == []
     assert out.skipped["rating gap below 2 (no pair)"] == 2
     assert out.skipped["tied answers (no pair)"] == 1
-    zero_gap = derive(rows, "preference", RatingRules(min_gap=0)).rows
+    zero_gap = derive(rows, "preference", RatingsConfig(min_gap=0)).rows
     assert sorted((p["chosen"], p["rejected"]) for p in zero_gap) == [("a", "b"), ("c", "b")]
 
 
 def test_single_rated_answers_count_unless_min_ratings() -> None:
     rows = rated("q", "good", 9) + rated("q", "bad", 1, 2)
     assert len(derive(rows, "preference").rows) == 1
-    out = derive(rows, "preference", RatingRules(min_ratings=2))
+    out = derive(rows, "preference", RatingsConfig(min_ratings=2))
     assert out.rows == []
     assert out.skipped["answer has fewer than 2 ratings"] == 1
     assert out.skipped["prompt has fewer than two usable answers"] == 1
@@ -82,8 +82,8 @@ def test_flagged_answers_are_left_out_everywhere() -> None:
     [({"min_rating": 11}, "min_rating"), ({"min_gap": -1}, "min_gap"), ({"min_ratings": 0}, "min_ratings")],
 )
 def test_bad_rules_are_rejected(rules: dict, message: str) -> None:
-    with pytest.raises(CurateError, match=message):
-        RatingRules(**rules)
+    with pytest.raises(CurateError, match=f"'ratings.{message}'"):
+        recipe_from_dict({"ratings": rules})
 
 
 def test_bad_rating_and_kind_are_rejected() -> None:
@@ -99,7 +99,10 @@ def test_qa_pairs_recipe_builds_trl_preference_export(tmp_path: Path, monkeypatc
     result = build(recipe, quiet=True)
     manifest = json.loads((tmp_path / "pairs" / "manifest.json").read_text())
     assert manifest["kind"] == "preference"
-    assert manifest["columns"] == ["id", "prompt", "chosen", "rejected", "margin", "chosen_rating", "rejected_rating"]
+    assert manifest["columns"] == [
+        *("id", "prompt", "chosen", "rejected", "margin", "chosen_rating", "rejected_rating"),
+        *("n_raters", "agreement", "judge", "judge_only"),
+    ]
     train = pd.read_parquet(tmp_path / "pairs/data/train-00000-of-00001.parquet")
     test = pd.read_parquet(tmp_path / "pairs/data/test-00000-of-00001.parquet")
     assert not set(train.prompt) & set(test.prompt)  # grouped split: no question straddles
@@ -143,7 +146,13 @@ def test_build_cli_derive_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "p3/manifest.json").read_text())
-    assert manifest["derive"]["rules"] == {"min_rating": 7.0, "min_gap": 3.0, "margin_scale": 0.5, "min_ratings": 2}
+    rules = manifest["derive"]["rules"]
+    assert {k: rules[k] for k in ("min_rating", "min_gap", "margin_scale", "min_ratings")} == {
+        "min_rating": 7.0,
+        "min_gap": 3.0,
+        "margin_scale": 0.5,
+        "min_ratings": 2,
+    }
     pairs = pd.concat(pd.read_parquet(p) for p in (tmp_path / "p3/data").glob("*.parquet"))
     assert len(pairs) > 0 and ((pairs.chosen_rating - pairs.rejected_rating) >= 3).all()
     assert (pairs.margin == (pairs.chosen_rating - pairs.rejected_rating) * 0.5).all()
