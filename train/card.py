@@ -20,6 +20,7 @@ import torch
 from curate.env import cpu_count, package_versions
 from curate.errors import CurateError
 from curate.hub import SMOLLM2_ALIASES
+from curate.io.atomic import replace_file
 from curate.io.owned import stamped
 
 SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # what the offline `smollm2` alias is, for model cards
@@ -70,11 +71,11 @@ def now() -> str:
 
 
 def write_run_card(run_dir: Path, card: dict[str, Any]) -> None:
-    """Write run_card.json and the model card README.md into the run directory."""
+    """Write run_card.json and the model card README.md into the run directory, each whole or not at all."""
     run_dir.mkdir(parents=True, exist_ok=True)
     text = json.dumps(stamped(card), indent=2, ensure_ascii=False, default=str) + "\n"  # marked: ours to replace
-    (run_dir / CARD).write_text(text, encoding="utf-8")
-    (run_dir / "README.md").write_text(model_card(card), encoding="utf-8")
+    replace_file(run_dir / CARD, text.encode())
+    replace_file(run_dir / "README.md", model_card(card).encode())
 
 
 def read_run_card(run_dir: str | Path) -> dict[str, Any]:
@@ -122,6 +123,8 @@ def model_card(card: dict[str, Any]) -> str:
         "|---|---|",
     ]
     lines += [f"| {key} | {_fmt(value)} |" for key, value in card.get("metrics", {}).items()]
+    for name, result in (card.get("evaluations") or {}).items():
+        lines += ["", f"## Evaluation on {name}", "", evaluation_table(result)]
     samples = card.get("samples") or []
     if samples:
         lines += ["", "## Sample generations (test prompts)", ""]
@@ -148,3 +151,37 @@ def degeneration_lines(section: dict[str, Any]) -> list[str]:
     if collapse:
         lines += ["", f"**Collapse at step {collapse['step']}**: {collapse['reason']}"]
     return lines
+
+
+def evaluation_rows(result: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """One `train evaluate` result as rows (label, reward model's figure[, judge's]); a bucket's figure is
+    {accuracy, pairs}."""
+    reward, judge = result["reward"], result.get("judge")
+    sides: list[dict[str, Any]] = [reward, judge] if judge else [reward]
+    rows: list[tuple[Any, ...]] = [
+        ("pairs", *(side["pairs"] for side in sides)),
+        ("pairwise accuracy", *(side["accuracy"] for side in sides)),
+    ]
+    if judge:
+        rows.append(("accuracy on the judge's pairs", judge["reward_model_on_these_pairs"], judge["accuracy"]))
+    rows.append(("Spearman vs mean rating", *(side.get("spearman") for side in sides)))
+    for group, label in (("by_gap", "rating gap"), ("by_agreement", "agreement")):
+        for name in reward.get(group, {}):
+            rows.append((f"accuracy, {label} {name}", *(side.get(group, {}).get(name) for side in sides)))
+    return rows
+
+
+def evaluation_table(result: dict[str, Any]) -> str:
+    """Markdown of one `train evaluate` result: the reward model's figures beside the judge's."""
+    judge = result.get("judge")
+    lines = [
+        "| | reward model |" + (f" judge `{judge['name']}` |" if judge else ""),
+        "|---|---:|" + ("---:|" if judge else ""),
+    ]
+    for label, *cells in evaluation_rows(result):
+        shown = [
+            "n/a" if c is None else f"{c['accuracy']:.3f} ({c['pairs']})" if isinstance(c, dict) else _fmt(c)
+            for c in cells
+        ]
+        lines.append(f"| {label} | " + " | ".join(shown) + " |")
+    return "\n".join(lines)

@@ -10,6 +10,7 @@ from curate.config import keys_help
 from train.classify import ClassifyRecipe, classify_command
 from train.config import SFTRecipe
 from train.dpo import DPORecipe, dpo_command
+from train.evaluate import evaluate_command
 from train.generate import generate_command
 from train.merge import merge_command
 from train.ppo import PPORecipe, ppo_command
@@ -48,6 +49,7 @@ app.command("rloo", epilog=keys_help(RLRecipe, "rl.num_generations=8"))(rloo_com
 app.command("grpo", epilog=keys_help(RLRecipe, "rl.num_generations=8"))(grpo_command)
 app.command("classify", epilog=keys_help(ClassifyRecipe, "classify.train_last=2"))(classify_command)
 app.command("predict")(predict_command)
+app.command("evaluate")(evaluate_command)
 
 
 def main() -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -29,6 +28,7 @@ from rich.markup import escape
 
 from curate.console import console, progress_bar, user_errors
 from curate.errors import CurateError
+from curate.io.atomic import replace_file
 from curate.render import Renderer
 from train.card import read_run_card
 from train.model import model_path, resolve_dtype
@@ -228,20 +228,6 @@ def collect_items(prompts: list[str], answers_by_run: list[tuple[str, list[list[
     return items, empty, merged
 
 
-def write_jsonl_atomically(rows: list[dict], out: Path) -> None:
-    """Write rows as JSON Lines to a temporary file beside `out`, then rename it into place (never half-written)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def generate_items(
     runs: list[Path],
     source: str,
@@ -282,7 +268,7 @@ def generate_items(
     items, empty, merged = collect_items(prompts, answers_by_run)
     if not items:
         raise CurateError(f"every answer the runs wrote was empty: nothing written to {out}")
-    write_jsonl_atomically(items, out)
+    replace_file(out, "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items).encode())
     return {
         "prompts": len(prompts),
         "items": len(items),

@@ -513,6 +513,17 @@ def write_card(
     return card
 
 
+def record_evaluation(run_dir: Path, name: str, result: dict[str, Any]) -> dict[str, Any]:
+    """Add (or replace) one evaluation of a finished run, `evaluations[name]` of its card; rewrite the card atomically.
+
+    Everything else in the card stays as training wrote it; the model card README.md shows the evaluations too.
+    """
+    card = read_run_card(run_dir)
+    card["evaluations"] = {**(card.get("evaluations") or {}), name: result}
+    write_run_card(run_dir, card)
+    return card
+
+
 def report(
     run_dir: Path, quiet: bool, shown: Sequence[str], written: str = "adapter, tokenizer, run_card.json, README.md"
 ) -> dict[str, Any] | None:

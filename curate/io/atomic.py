@@ -13,6 +13,9 @@ writes or reads it (`recover`) completes the swap when the new directory is whol
 marker: `fill` finished before the first rename), else puts the old one back, and removes the
 hidden directories of processes that are gone. Directories of a live process are left alone: that
 run may still be writing.
+
+`replace_file(path, data)` does the same for one file (a run card, an items file): a temporary file
+beside it, renamed over it.
 """
 
 from __future__ import annotations
@@ -157,3 +160,17 @@ def _sync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, then rename it over `path`: readers see old or new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
