@@ -87,8 +87,8 @@ def test_prompts_from_a_file_with_another_column(policies: tuple[Path, Path], tm
     src = tmp_path / "questions.csv"
     src.write_text("question,topic\nWhy is the sky blue?,science\nHow do I boil an egg?,cooking\n")
     out = tmp_path / "items.jsonl"
-    args = [str(policies[1]), "--prompts", str(src), "--prompt-column", "question", "--n", "1", "--temperature", "0"]
-    code, output = generate(*args, "--max-new-tokens", "4", "--out", str(out), "-q")
+    args = [str(policies[1]), "--prompts", str(src), "--prompt-column", "question", "--n", "3"]
+    code, output = generate(*args, "--max-new-tokens", "8", "--out", str(out), "-q")
     assert code == 0, output
     assert [json.loads(line)["prompt"] for line in out.read_text().splitlines()] == [
         "Why is the sky blue?",
