@@ -18,6 +18,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "review": ("streamlit", "sqlalchemy", "alembic", "bcrypt", "krippendorff", "scipy"),
     "curate": ("sentence_transformers", "torch", "faiss", "onnxruntime", "transformers", "gguf", "matplotlib"),
     "train": ("torch", "transformers", "trl", "peft", "accelerate", "gguf", "scipy", "sklearn"),
+    "judge": ("openai",),
     "gpu": ("bitsandbytes",),
     "postgres": ("psycopg",),
 }

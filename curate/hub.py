@@ -9,6 +9,7 @@ Anything else is passed to `from_pretrained` as is (hub id or local path).
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,50 @@ def resolve_model(name: str) -> ModelRef:
             raise CurateError(f"{name}: no such GGUF file")
         return ModelRef(str(path.parent), path.name)
     return ModelRef(name)
+
+
+def _gguf_key(ref: ModelRef) -> str:
+    assert ref.gguf_file is not None
+    file = Path(ref.path) / ref.gguf_file
+    stat = file.stat()
+    digest = hashlib.sha256(f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    return f"{Path(ref.gguf_file).stem}-{digest}"
+
+
+def materialize_gguf(ref: ModelRef) -> Path:
+    """Dequantize a GGUF model once into a plain transformers checkpoint in the cache; return its path.
+
+    A GGUF-loaded model is marked quantized by transformers and refuses training and `save_pretrained`: its
+    dequantized weights are copied into a model built from its config (without `quantization_config`) and
+    saved to the model cache, which every later load (`train`, the local judge) reuses.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from curate.env import cache_dir
+    from curate.io.atomic import atomic_directory
+
+    target = cache_dir("models") / _gguf_key(ref)  # materialized models live in the cache
+    if (target / "config.json").is_file():
+        return target
+    try:
+        gguf_model = AutoModelForCausalLM.from_pretrained(ref.path, gguf_file=ref.gguf_file, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(ref.path, gguf_file=ref.gguf_file)
+    except (OSError, ValueError) as exc:
+        raise CurateError(f"cannot load GGUF {ref.path}/{ref.gguf_file}: {str(exc).splitlines()[0]}") from None
+    config = AutoConfig.for_model(
+        **{k: v for k, v in gguf_model.config.to_dict().items() if k != "quantization_config"}
+    )
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(gguf_model.state_dict())
+    plain.generation_config = gguf_model.generation_config
+
+    def fill(tmp: Path) -> None:
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    atomic_directory(target, fill, marker=None)  # a cache dir of our own naming; a partial one is rebuilt
+    return target
 
 
 def same_model(a: str, b: str) -> bool:

@@ -2,24 +2,20 @@
 
 `--model` is a hub id, a local directory, a `.gguf` file or an offline alias (`smollm2`). A
 GGUF-loaded model is marked quantized by transformers and refuses training and
-`save_pretrained`, so it is materialized once: its dequantized weights are copied into a model
-built from its config (without `quantization_config`) and saved to the model cache, which every
-later load reuses.
+`save_pretrained`, so it is materialized once into the model cache (`curate.hub.materialize_gguf`),
+which every later load reuses.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from curate.env import cache_dir
 from curate.errors import CurateError
-from curate.hub import ModelRef, resolve_model
-from curate.io.atomic import atomic_directory
+from curate.hub import materialize_gguf, resolve_model
 from train.config import LoraSection, MemorySection, ModelSection
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -32,41 +28,6 @@ def resolve_dtype(spec: str) -> torch.dtype:
     if not torch.cuda.is_available():
         return torch.float32
     return torch.bfloat16 if torch.cuda.get_device_capability()[0] >= 8 else torch.float16
-
-
-def _gguf_key(ref: ModelRef) -> str:
-    assert ref.gguf_file is not None
-    file = Path(ref.path) / ref.gguf_file
-    stat = file.stat()
-    digest = hashlib.sha256(f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    return f"{Path(ref.gguf_file).stem}-{digest}"
-
-
-def materialize_gguf(ref: ModelRef) -> Path:
-    """Dequantize a GGUF model once into a plain transformers checkpoint in the cache; return its path."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    target = cache_dir("models") / _gguf_key(ref)  # materialized models live in the cache
-    if (target / "config.json").is_file():
-        return target
-    try:
-        gguf_model = AutoModelForCausalLM.from_pretrained(ref.path, gguf_file=ref.gguf_file, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(ref.path, gguf_file=ref.gguf_file)
-    except (OSError, ValueError) as exc:
-        raise CurateError(f"cannot load GGUF {ref.path}/{ref.gguf_file}: {str(exc).splitlines()[0]}") from None
-    config = AutoConfig.for_model(
-        **{k: v for k, v in gguf_model.config.to_dict().items() if k != "quantization_config"}
-    )
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    plain.load_state_dict(gguf_model.state_dict())
-    plain.generation_config = gguf_model.generation_config
-
-    def fill(tmp: Path) -> None:
-        plain.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-
-    atomic_directory(target, fill, marker=None)  # a cache dir of our own naming; a partial one is rebuilt
-    return target
 
 
 def model_path(name: str) -> str:
