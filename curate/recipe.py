@@ -114,7 +114,9 @@ class RatingsConfig(_Section):
         "this (0.667: Krippendorff's lowest bar for tentative conclusions).",
     )
     judge_min_items: int = Field(
-        default=20, ge=1, description="The judge gate needs at least this many answers the judge and a human both rated."
+        default=20,
+        ge=1,
+        description="The judge gate needs at least this many answers the judge and a human both rated.",
     )
     judge_fill: bool = Field(
         default=True,

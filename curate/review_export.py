@@ -11,10 +11,11 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
+from curate.config import load_recipe
 from curate.errors import CurateError
 from curate.io.ingest import Ingested
 from curate.pipeline import BuildResult, build
-from curate.recipe import BuildRecipe, RatingsConfig, SplitConfig, recipe_from_dict
+from curate.recipe import BuildRecipe, RatingsConfig, SplitConfig
 from curate.review.ratings import DeriveKind
 from curate.schema import Kind, validate_row
 
@@ -48,15 +49,10 @@ def safe_name(text: str) -> str:
     return folder or "export"
 
 
-def export_rules(ratings: dict[str, Any], split: dict[str, Any]) -> tuple[RatingsConfig, SplitConfig]:
-    """The ratings and split sections from option values (None: the default), checked as a recipe's are."""
-    recipe = recipe_from_dict(
-        {
-            "ratings": {key: value for key, value in ratings.items() if value is not None},
-            "split": {key: value for key, value in split.items() if value is not None},
-        },
-        "export options",
-    )
+def export_rules(keys: dict[str, Any]) -> tuple[RatingsConfig, SplitConfig]:
+    """The ratings and split sections of a recipe from dotted keys (`ratings.min_gap`, `split.seed`; the rest
+    default), checked as a recipe's are."""
+    recipe = load_recipe(BuildRecipe, None, keys)
     return recipe.ratings, recipe.split
 
 

@@ -22,11 +22,12 @@ from rich.table import Table
 from rich.text import Text
 
 from curate.commands.build import print_summary
+from curate.config import Flag, FlagValues, with_flags
 from curate.console import console, user_errors
 from curate.errors import CurateError, RowError
 from curate.extras import require
 from curate.io.readers import read_rows
-from curate.recipe import RatingsConfig, SplitConfig
+from curate.recipe import BuildRecipe
 from curate.review.types import DEFAULT_CLAIM_HOURS, DEFAULT_EXPORT_DIR, ENV_DB, ENV_EXPORTS, ReviewItem, resolve_url
 from curate.review_export import export_ratings, export_rules
 
@@ -255,8 +256,26 @@ def serve_command(
     os.execv(sys.executable, command)
 
 
+# The rules of an export as flags, each generated from its recipe field (type, help, default): the same keys
+# `curate build --derive` takes as KEY=VALUE (ratings.min_gap=3), validated the same way.
+EXPORT_FLAGS = (
+    Flag("ratings.min_rating"),
+    Flag("ratings.min_gap"),
+    Flag("ratings.margin_scale"),
+    Flag("ratings.min_ratings"),
+    Flag("ratings.calibrate", "--calibrate/--raw-ratings"),
+    Flag("ratings.min_agreement"),
+    Flag("ratings.judge_min_alpha"),
+    Flag("ratings.judge_min_items"),
+    Flag("ratings.judge_fill", "--judge-fill/--no-judge-fill"),
+    Flag("split.test_size"),
+    Flag("split.seed"),
+)
+
+
 @review_app.command("export")
 @user_errors
+@with_flags(BuildRecipe, EXPORT_FLAGS)
 def export_command(
     project: ProjectName,
     out: Annotated[Path, typer.Option("--out", "-o", help="Export directory to write (replaced atomically).")],
@@ -264,30 +283,7 @@ def export_command(
         str, typer.Option(help="sft (best answer per prompt) | preference (pairs) | reward (mean per answer) | rated.")
     ] = "preference",
     db: Db = None,
-    min_rating: Annotated[
-        float, typer.Option(help="sft: keep the best answer if its mean rating is at least this.")
-    ] = RatingsConfig().min_rating,
-    min_gap: Annotated[
-        float, typer.Option(help="preference: pair answers whose mean ratings differ by at least this.")
-    ] = RatingsConfig().min_gap,
-    margin_scale: Annotated[
-        float, typer.Option(help="preference: margin = rating gap x this.")
-    ] = RatingsConfig().margin_scale,
-    min_ratings: Annotated[
-        int, typer.Option(help="Leave out answers with fewer ratings.")
-    ] = RatingsConfig().min_ratings,
-    test_size: Annotated[float, typer.Option(help="Fraction of prompts in the test split.")] = SplitConfig().test_size,
-    seed: Annotated[int, typer.Option(help="Seed of the split.")] = SplitConfig().seed,
-    calibrate: Annotated[
-        bool,
-        typer.Option("--calibrate/--raw-ratings", help=RatingsConfig.model_fields["calibrate"].description),
-    ] = RatingsConfig().calibrate,
-    min_agreement: Annotated[
-        Optional[float], typer.Option(help=RatingsConfig.model_fields["min_agreement"].description)
-    ] = RatingsConfig().min_agreement,
-    judge_min_alpha: Annotated[
-        float, typer.Option(help=RatingsConfig.model_fields["judge_min_alpha"].description)
-    ] = RatingsConfig().judge_min_alpha,
+    flags: FlagValues = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
     """Write the project's current ratings as a dataset export (same layout as `curate build`).
@@ -295,21 +291,12 @@ def export_command(
     Flagged answers are left out; the split is grouped by prompt. Rules: README "Review app".
 
     \b
-    Example:
+    Examples:
       curate review export --project qa --kind preference --out out/qa-pairs
+      curate review export --project qa --kind preference --calibrate \\
+          --min-agreement 0.75 --out out/qa-pairs-agreed
     """
-    ratings, split = export_rules(
-        {
-            "min_rating": min_rating,
-            "min_gap": min_gap,
-            "margin_scale": margin_scale,
-            "min_ratings": min_ratings,
-            "calibrate": calibrate,
-            "min_agreement": min_agreement,
-            "judge_min_alpha": judge_min_alpha,
-        },
-        {"test_size": test_size, "seed": seed},
-    )
+    ratings, split = export_rules(flags or {})
     result = export_ratings(open_store(db), project, out, kind, ratings=ratings, split=split, quiet=quiet)
     if not quiet:
         print_summary(result)
