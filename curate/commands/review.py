@@ -11,7 +11,7 @@ import os
 import sys
 from importlib.util import find_spec
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import pandas as pd
 import typer
@@ -27,7 +27,7 @@ from curate.console import console, user_errors
 from curate.errors import CurateError, RowError
 from curate.extras import require
 from curate.io.readers import read_rows
-from curate.recipe import BuildRecipe
+from curate.recipe import BuildRecipe, RatingsConfig
 from curate.review.types import DEFAULT_CLAIM_HOURS, DEFAULT_EXPORT_DIR, ENV_DB, ENV_EXPORTS, ReviewItem, resolve_url
 from curate.review_export import export_ratings, export_rules
 
@@ -69,8 +69,11 @@ def open_store(db: str | None) -> ReviewStore:
     return ReviewStore(resolve_url(db), operator=True)
 
 
-def read_items(path: str, quiet: bool = False) -> list[dict]:
-    """Validate every row of an items file (prompt, answers[, models, source]); errors name file, row, field."""
+def read_items(path: str, quiet: bool = False, prompts: set[str] | None = None) -> list[dict]:
+    """Validate every row of an items file (prompt, answers[, models, source]); errors name file, row, field.
+
+    `prompts`: the only prompts the file may hold (a prompt not among them is an error naming its row).
+    """
     items = []
     rows = read_rows([path])
     for raw in rows if quiet else track(rows, description="reading items", console=console):
@@ -83,6 +86,14 @@ def read_items(path: str, quiet: bool = False) -> list[dict]:
             if first["type"] == "extra_forbidden":
                 message = "unknown column: an item has prompt, answers, and optionally models and source"
             raise RowError(raw.source, raw.row, field, message, raw.unit) from None
+        if prompts is not None and item.prompt not in prompts:
+            raise RowError(
+                raw.source,
+                raw.row,
+                "prompt",
+                "not a prompt of the project (--new-answers-only): nothing imported",
+                raw.unit,
+            )
         items.append(item.model_dump())
     if not items:
         raise CurateError(f"{path}: no items to import")
@@ -157,6 +168,14 @@ def import_command(
     ],
     project: ProjectName,
     db: Db = None,
+    new_answers_only: Annotated[
+        bool,
+        typer.Option(
+            "--new-answers-only",
+            help="The file adds answers to prompts already in the project (e.g. from `train generate --prompts "
+            "review:P`); a prompt that is not there stops the import, before anything is added.",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Import prompts with 1..n candidate answers; re-importing adds only answers not there yet.
@@ -165,9 +184,9 @@ def import_command(
     Example:
       curate review import data/qa/items.jsonl --project qa
     """
-    items = read_items(file, quiet)
-    store = open_store(db)
-    added = store.import_items(project, items)
+    store = open_store(db) if new_answers_only else None  # else the file is checked before the database
+    items = read_items(file, quiet, store.prompts(project) if store else None)
+    added = (store or open_store(db)).import_items(project, items)
     console.print(
         f"{len(items)} prompts read from {escape(file)}; {added} new answers added to [bold]{escape(project)}[/]"
     )
@@ -302,10 +321,99 @@ def export_command(
         print_summary(result)
 
 
+def _judge_help(key: str) -> str:
+    from curate.review.judge import JudgeConfig
+
+    field = JudgeConfig.model_fields[key]
+    return f"{field.description} [default: {field.default}]" if field.default is not None else str(field.description)
+
+
+@review_app.command("judge")
+@user_errors
+def judge_command(
+    project: ProjectName,
+    db: Db = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help=_judge_help("model"))] = None,
+    endpoint: Annotated[Optional[str], typer.Option(help=_judge_help("endpoint"))] = None,
+    api_key_env: Annotated[Optional[str], typer.Option(help=_judge_help("api_key_env"))] = None,
+    timeout: Annotated[Optional[float], typer.Option(help=_judge_help("timeout"))] = None,
+    retries: Annotated[Optional[int], typer.Option(help=_judge_help("retries"))] = None,
+    rubric: Annotated[Optional[str], typer.Option(help=_judge_help("rubric"))] = None,
+    mode: Annotated[Optional[str], typer.Option(help=_judge_help("mode"))] = None,
+    name: Annotated[Optional[str], typer.Option(help=_judge_help("name"))] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help=_judge_help("batch_size"))] = None,
+    parse_retries: Annotated[Optional[int], typer.Option(help=_judge_help("parse_retries"))] = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Ask again about answers whose reply never parsed.")
+    ] = False,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Judge at most this many answers this time.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Rate the project's answers with an LLM judge, one more rater (a labeler of kind judge named after its model).
+
+    Its ratings are tagged in every export, never shown to labelers, and count in datasets only when it agrees
+    with the people (see `curate review stats`). Running it again rates only what is missing.
+
+    \b
+    Examples:
+      curate review judge --project qa --model smollm2
+      curate review judge --project qa --endpoint http://localhost:8000/v1 --model Qwen/Qwen2.5-7B-Instruct
+    """
+    from pydantic import ValidationError
+
+    from curate.console import progress_bar
+    from curate.review.judge import JudgeConfig, judge_project
+
+    given: dict[str, Any] = {
+        "model": model,
+        "endpoint": endpoint,
+        "api_key_env": api_key_env,
+        "timeout": timeout,
+        "retries": retries,
+        "rubric": rubric,
+        "mode": mode,
+        "name": name,
+        "batch_size": batch_size,
+        "parse_retries": parse_retries,
+    }
+    try:
+        config = JudgeConfig.model_validate({k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise CurateError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
+    store = open_store(db)
+    with progress_bar(unit="answers", disable=quiet) as bar:
+        task = bar.add_task("judging", total=None)
+        run = judge_project(
+            store, project, config, retry_failed=retry_failed, limit=limit, advance=lambda k: bar.advance(task, k)
+        )
+    who = escape(run.judge)
+    if not run.to_judge:
+        console.print(f"Judge [bold]{who}[/]: nothing left to judge in {escape(project)}")
+    else:
+        console.print(
+            f"Judge [bold]{who}[/] ({run.mode}): {run.rated} of {run.to_judge} answer(s) rated, {run.failed} "
+            "unparseable (kept with the reply; --retry-failed asks again)",
+            highlight=False,
+        )
+    if run.single_answer_items:
+        console.print(f"{run.single_answer_items} item(s) with a single answer left out: compare needs two")
+    if run.bias and run.bias["replies"]:
+        console.print(
+            f"Position bias: the answer shown first scored {run.bias['mean_first_minus_second']:+.2f} on average "
+            f"against the same answer shown second; first preferred in {run.bias['first_preferred']:.0%} of "
+            f"{run.bias['replies']} replies (50%: no lean)",
+            highlight=False,
+        )
+    judges = judges_table(store.reports.ratings_frame(project))
+    if judges is not None:
+        console.print(judges)
+
+
 @review_app.command("stats")
 @user_errors
 def stats_command(project: ProjectName, db: Db = None) -> None:
-    """Progress, pace and bias per labeler, and inter-annotator agreement (the admin page, in the terminal)."""
+    """Progress, pace and bias per labeler, agreement among the people, and each LLM judge against them."""
     from curate.review.agreement import krippendorff_alpha, pairwise_spearman
 
     store = open_store(db)
@@ -313,7 +421,7 @@ def stats_command(project: ProjectName, db: Db = None) -> None:
     table = Table("labeler", "done / assigned", "s / rating", "mean", "bias", title=Text(f"project {project}"))
     for row in stats.itertuples(index=False):
         table.add_row(
-            Text(row.labeler),
+            Text(row.labeler + (" (judge)" if row.kind == "judge" else "")),
             f"{row.done} / {row.assigned}",
             _fmt(row.seconds_per_rating),
             _fmt(row.mean_rating),
@@ -321,16 +429,44 @@ def stats_command(project: ProjectName, db: Db = None) -> None:
         )
     console.print(table)
     ratings = store.reports.ratings_frame(project)
-    if len(ratings):
-        console.print(f"Krippendorff's alpha (ordinal): {_fmt(krippendorff_alpha(ratings), 3)}")
-        for row in pairwise_spearman(ratings).itertuples(index=False):
+    people = ratings[ratings.labeler_kind != "judge"] if len(ratings) else ratings
+    if len(people):
+        console.print(f"Krippendorff's alpha (ordinal) among people: {_fmt(krippendorff_alpha(people), 3)}")
+        for row in pairwise_spearman(people).itertuples(index=False):
             console.print(
                 f"Spearman {row.labeler_a} ~ {row.labeler_b}: {_fmt(row.spearman, 3)} ({row.n_common} shared)",
                 markup=False,
             )
+    judges = judges_table(ratings)
+    if judges is not None:
+        console.print(judges)
     flagged = store.reports.flagged(project)
     if len(flagged):
         console.print(f"{len(flagged)} flagged answer(s); see the admin page")
+
+
+def judges_table(ratings: Any) -> Table | None:
+    """Each LLM judge against the people's consensus, and whether exports count it (default gate); None: no judge."""
+    from curate.review.agreement import judges_vs_humans
+    from curate.review.ratings import judge_gate
+
+    judges = judges_vs_humans(ratings) if len(ratings) else None
+    if judges is None or judges.empty:
+        return None
+    rules = RatingsConfig()
+    table = Table("judge", "shared answers", "alpha", "Spearman", "mean offset", "counts in exports", title="judges")
+    for row in judges.itertuples(index=False):
+        alpha = None if math.isnan(row.alpha) else float(row.alpha)
+        counted, reason = judge_gate(int(row.n_shared), alpha, rules)
+        table.add_row(
+            Text(str(row.judge)),
+            str(row.n_shared),
+            _fmt(row.alpha, 3),
+            _fmt(row.spearman, 3),
+            _fmt(row.mean_offset, signed=True),
+            Text(("yes: " if counted else "no: ") + reason),
+        )
+    return table
 
 
 @review_app.command("flags")

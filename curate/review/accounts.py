@@ -99,6 +99,8 @@ class Accounts:
             labeler = s.scalar(select(Labeler).where(Labeler.name == name))
             if labeler is None:
                 raise CurateError(f"no labeler named {name!r}")
+            if labeler.kind == "judge":
+                raise CurateError(f"{name!r} is an LLM judge: it rates through `curate review judge` and never logs in")
             labeler.password_hash = self._hash(password)
             labeler.password_temporary = True
             s.execute(delete(LoginThrottle).where(LoginThrottle.name_hash == self._name_key(name)))

@@ -150,3 +150,11 @@ def consensus_calibrate(ratings: pd.DataFrame, unit: str = "answer_id", iteratio
         if done:
             break
     return ratings.assign(calibrated=calibrated.clip(1, 10))
+
+
+def judges_vs_humans(ratings: pd.DataFrame, unit: str = "answer_id") -> pd.DataFrame:
+    """`judge_vs_humans` for every judge in `ratings` (a `labeler_kind` column): columns judge, n_shared, alpha,
+    spearman, mean_offset; empty without a judge."""
+    judges = sorted(set(ratings.loc[ratings["labeler_kind"] == "judge", "labeler"])) if len(ratings) else []
+    rows = [{"judge": judge, **judge_vs_humans(ratings, judge, unit)} for judge in judges]
+    return pd.DataFrame(rows, columns=["judge", "n_shared", "alpha", "spearman", "mean_offset"])

@@ -24,9 +24,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import jinja2
+from pydantic import BaseModel, ConfigDict, Field
 
 from curate.errors import CurateError
 
@@ -367,3 +368,128 @@ def batched(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     """`items` in slices of `size`."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+class JudgeConfig(BaseModel):
+    """How `curate review judge` runs its judge (each key a `--flag` of the command)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(
+        default="smollm2",
+        description="The judge model: a hub id, a path or smollm2 (offline); with --endpoint, "
+        "the model name the server serves.",
+    )
+    endpoint: str | None = Field(
+        default=None,
+        description="An OpenAI-compatible chat endpoint (e.g. http://localhost:8000/v1); null: run "
+        "the model locally with transformers.",
+    )
+    api_key_env: str = Field(default="OPENAI_API_KEY", description="The environment variable holding the key.")
+    timeout: float = Field(default=60.0, gt=0, description="Seconds an endpoint request may take.")
+    retries: int = Field(default=2, ge=0, le=10, description="Retries of a failed endpoint request (with backoff).")
+    rubric: str | None = Field(default=None, description="A Jinja2 rubric file; null: the default 1-10 rubric.")
+    mode: Literal["rate", "compare"] | None = Field(
+        default=None,
+        description="rate (one answer) or compare (an item's answers two by two, both orders); "
+        "null: the project's mode.",
+    )
+    name: str | None = Field(default=None, description="The judge's labeler name; null: the model.")
+    batch_size: int = Field(default=8, ge=1, description="Answers per request batch (and per saved transaction).")
+    parse_retries: int = Field(default=2, ge=0, le=10, description="More tries for a reply that is not a score.")
+    max_new_tokens: int = Field(default=12, ge=1, description="Most tokens a local judge may write per reply.")
+
+
+@dataclass
+class JudgeRun:
+    """What one `judge_project` did: answers asked about, rated, unparseable; compare mode's position bias."""
+
+    judge: str
+    mode: str
+    to_judge: int
+    rated: int = 0
+    failed: int = 0
+    single_answer_items: int = 0  # compare mode cannot judge an item with one answer
+    bias: dict[str, float | int] | None = None
+
+
+def make_backend(config: JudgeConfig) -> Backend:
+    """The backend `config` asks for: an endpoint client, or a local model."""
+    if config.endpoint:
+        return EndpointBackend(config.endpoint, config.model, config.api_key_env, config.timeout, config.retries)
+    return LocalBackend(config.model, config.max_new_tokens, config.batch_size)
+
+
+def judge_project(
+    store: Any,
+    project: str,
+    config: JudgeConfig,
+    backend: Backend | None = None,
+    retry_failed: bool = False,
+    limit: int | None = None,
+    advance: Callable[[int], None] | None = None,
+) -> JudgeRun:
+    """Rate the answers of `project` this judge has not rated (at most `limit`), saving each batch as it goes.
+
+    A down or slow endpoint stops the run with one line saying how far it got; what was saved stays, and
+    running it again rates only what is missing. `advance(k)` is called after each saved batch of k answers.
+    """
+    mode = config.mode or store.project(project).mode
+    rubric = load_rubric(config.rubric, mode)
+    name = config.name or config.model
+    judge_id = store.judges.labeler(name)
+    tasks = store.judges.to_judge(project, judge_id, retry_failed, whole_items=mode == "compare")
+    todo = [t for t in tasks if t.todo][:limit]
+    run = JudgeRun(name, mode, len(todo))
+    if not todo:
+        return run
+    backend = backend or make_backend(config)
+    try:
+        if mode == "rate":
+            for batch in batched(todo, config.batch_size):
+                verdicts = rate(backend, rubric, [(t.prompt, t.answer) for t in batch], config.parse_retries)
+                _save(store, judge_id, run, mode, [(t.answer_id, v) for t, v in zip(batch, verdicts, strict=True)])
+                if advance:
+                    advance(len(batch))
+        else:
+            wanted = {t.answer_id for t in todo}
+            comparisons = []
+            for answers in _by_item(tasks).values():
+                mine = [t for t in answers if t.answer_id in wanted]
+                if not mine:
+                    continue
+                if len(answers) < 2:
+                    run.single_answer_items += 1
+                    continue
+                result = compare(backend, rubric, answers[0].prompt, [t.answer for t in answers], config.parse_retries)
+                comparisons.append(result)
+                pairs = [
+                    (t.answer_id, v) for t, v in zip(answers, result.verdicts, strict=True) if t.answer_id in wanted
+                ]
+                _save(store, judge_id, run, mode, pairs)
+                if advance:
+                    advance(len(mine))
+            run.bias = position_bias(comparisons)
+    except EndpointUnavailable as exc:
+        raise EndpointUnavailable(
+            f"{exc}; {run.rated + run.failed} of {run.to_judge} answers judged and saved before it stopped: "
+            "run the same command again to judge the rest"
+        ) from None
+    return run
+
+
+def _by_item(tasks: Sequence[Any]) -> dict[int, list[Any]]:
+    items: dict[int, list[Any]] = {}
+    for task in tasks:
+        items.setdefault(task.item_id, []).append(task)
+    return items
+
+
+def _save(store: Any, judge_id: int, run: JudgeRun, mode: str, verdicts: Sequence[tuple[int, Verdict]]) -> None:
+    from curate.review.judges import JudgeVerdict
+
+    rated, failed = store.judges.record(
+        judge_id, [JudgeVerdict(answer_id, v.score, v.reply, v.tries) for answer_id, v in verdicts], mode
+    )
+    run.rated += rated
+    run.failed += failed

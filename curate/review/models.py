@@ -85,13 +85,21 @@ class Answer(Base):
 
 
 class Labeler(Base):
-    """A person who rates (`labeler`) or also sees everyone's work (`admin`); password stored as bcrypt."""
+    """A person who rates (`labeler`) or also sees everyone's work (`admin`); password stored as bcrypt.
+
+    `kind` `judge` (revision 0005): an LLM judge (`curate review judge`, named after its model) whose ratings
+    are one more rater's; it never logs in (its password is a random hash nobody is shown) nor claims items.
+    """
 
     __tablename__ = "labelers"
-    __table_args__ = (CheckConstraint("role IN ('labeler', 'admin')", name="role_known"),)
+    __table_args__ = (
+        CheckConstraint("role IN ('labeler', 'admin')", name="role_known"),
+        CheckConstraint("kind IN ('human', 'judge')", name="kind_known"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     role: Mapped[str] = mapped_column(String(16), default="labeler")
+    kind: Mapped[str] = mapped_column(String(16), default="human", server_default="human")
     password_hash: Mapped[str] = mapped_column(String(100))
     password_temporary: Mapped[bool] = mapped_column(Boolean, default=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -195,6 +203,33 @@ class Flag(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cleared_by_id: Mapped[int | None] = mapped_column(ForeignKey("labelers.id", ondelete="SET NULL"))
+
+
+class JudgeFailure(Base):
+    """A judge's reply that never parsed as a score (after its retries), kept as it was: that answer has no
+    rating from this judge, and `curate review judge` does not ask again unless told to (--retry-failed)."""
+
+    __tablename__ = "judge_failures"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    labeler_id: Mapped[int] = mapped_column(ForeignKey("labelers.id", ondelete="CASCADE"))
+    answer_id: Mapped[int] = mapped_column(ForeignKey("answers.id", ondelete="CASCADE"), index=True)
+    mode: Mapped[str] = mapped_column(String(16))
+    reply: Mapped[str] = mapped_column(Text)
+    tries: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ModelScore(Base):
+    """A reward model's score of an answer (`train score RUN --project P`), which admins see beside the answer;
+    `source` names the run. Scoring again with the same run replaces its scores."""
+
+    __tablename__ = "model_scores"
+    __table_args__ = (UniqueConstraint("answer_id", "source", name="uq_model_scores_answer_source"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    answer_id: Mapped[int] = mapped_column(ForeignKey("answers.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(200))
+    score: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class LoginThrottle(Base):

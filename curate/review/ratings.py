@@ -212,6 +212,16 @@ def ratings_table(answers: Iterable[AnswerScore]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["labeler", "labeler_kind", "answer_id", "rating", "value"])
 
 
+def judge_gate(shared: int, alpha: float | None, rules: RatingsConfig) -> tuple[bool, str]:
+    """Whether a judge's ratings count (step 2 of the module docstring), and why, in words."""
+    if shared < rules.judge_min_items:
+        return False, f"rated only {shared} answer(s) a human rated too (needs {rules.judge_min_items})"
+    if alpha is None or alpha < rules.judge_min_alpha:
+        shown = "undefined" if alpha is None else f"{alpha:.3f}"
+        return False, f"alpha {shown} against the human consensus is below {rules.judge_min_alpha:g}"
+    return True, f"alpha {alpha:.3f} >= {rules.judge_min_alpha:g} on {shared} answers shared with humans"
+
+
 def check_judges(answers: list[AnswerScore], rules: RatingsConfig) -> list[JudgeCheck]:
     """Every judge against the human consensus, and whether it passes the trust gate (module docstring, step 2)."""
     from curate.review.agreement import judge_vs_humans
@@ -221,14 +231,7 @@ def check_judges(answers: list[AnswerScore], rules: RatingsConfig) -> list[Judge
     for name in sorted(set(table.loc[table.labeler_kind == "judge", "labeler"])):
         stats = judge_vs_humans(table, name)
         shared, alpha = int(stats["n_shared"]), _finite(stats["alpha"])
-        if shared < rules.judge_min_items:
-            counted, reason = False, f"rated only {shared} answer(s) a human rated too (needs {rules.judge_min_items})"
-        elif alpha is None or alpha < rules.judge_min_alpha:
-            shown = "undefined" if alpha is None else f"{alpha:.3f}"
-            counted, reason = False, f"alpha {shown} against the human consensus is below {rules.judge_min_alpha:g}"
-        else:
-            counted = True
-            reason = f"alpha {alpha:.3f} >= {rules.judge_min_alpha:g} on {shared} answers shared with humans"
+        counted, reason = judge_gate(shared, alpha, rules)
         checks.append(
             JudgeCheck(name, shared, alpha, _finite(stats["spearman"]), _finite(stats["mean_offset"]), counted, reason)
         )

@@ -100,6 +100,7 @@ class Reports:
                     Answer.model.label("model"),
                     Labeler.id.label("labeler_id"),
                     Labeler.name.label("labeler"),
+                    Labeler.kind.label("labeler_kind"),
                     Rating.value.label("rating"),
                     Rating.comment.label("comment"),
                     Rating.seconds_spent.label("seconds"),
@@ -159,9 +160,10 @@ class Reports:
         return frame if history else frame.drop(columns=["cleared_by", "cleared_at"])
 
     def labeler_stats(self, project: str, *, actor: int | None = None) -> pd.DataFrame:
-        """Per labeler: done, assigned, time spent, pace, mean rating and bias (mean offset from the others).
+        """Per labeler: done, assigned, time spent, pace, mean rating and bias (mean offset from the other people;
+        an LLM judge's lean is its `mean_offset` in `agreement.judges_vs_humans`, and it does not move the people's).
 
-        Columns: labeler_id, labeler, role, done, assigned, ratings, seconds_total,
+        Columns: labeler_id, labeler, role, kind, done, assigned, ratings, seconds_total,
         seconds_per_rating, ratings_per_hour, mean_rating, bias.
         """
         self.rights.require_admin(actor, "see every labeler's stats")
@@ -174,6 +176,7 @@ class Reports:
             result = s.execute(
                 select(
                     Labeler.name.label("labeler"),
+                    Labeler.kind,
                     Rating.labeler_id,
                     Rating.answer_id,
                     Rating.value,
@@ -184,8 +187,10 @@ class Reports:
                 .join(Labeler, Rating.labeler_id == Labeler.id)
                 .where(Item.project_id == pid, Rating.superseded_at.is_(None))
             )
-            ratings = pd.DataFrame(result.all(), columns=["labeler", "labeler_id", "answer_id", "rating", "seconds"])
-        bias = labeler_bias(ratings).set_index("labeler") if len(ratings) else pd.DataFrame()
+            columns = ["labeler", "kind", "labeler_id", "answer_id", "rating", "seconds"]
+            ratings = pd.DataFrame(result.all(), columns=columns)
+        people = ratings[ratings.kind != "judge"]
+        bias = labeler_bias(people).set_index("labeler") if len(people) else pd.DataFrame()
         by_labeler = dict(iter(ratings.groupby("labeler_id")))
         rows = []
         for labeler in labelers:
@@ -199,6 +204,7 @@ class Reports:
                     "labeler_id": labeler.id,
                     "labeler": labeler.name,
                     "role": labeler.role,
+                    "kind": labeler.kind,
                     "done": done,
                     "assigned": assigned,
                     "ratings": len(own),
@@ -213,6 +219,7 @@ class Reports:
             "labeler_id",
             "labeler",
             "role",
+            "kind",
             "done",
             "assigned",
             "ratings",
@@ -225,7 +232,8 @@ class Reports:
         return pd.DataFrame(rows, columns=columns)
 
     def rated_rows(self, project: str, *, actor: int | None = None) -> list[dict[str, Any]]:
-        """Current ratings as rated records (prompt, response, rating, labeler, comment?, flag?) with ids."""
+        """Current ratings as rated records (prompt, response, rating, labeler, labeler_kind?, comment?, flag?) with
+        ids; `labeler_kind` is given for an LLM judge's ratings (`judge`), so exports can gate and tag them."""
         self.rights.require_admin(actor, "read everyone's ratings")
         ratings = self.ratings_frame(project, actor=actor)
         flags = (
@@ -240,6 +248,8 @@ class Reports:
                 "rating": int(r.rating),
                 "labeler": r.labeler,
             }
+            if r.labeler_kind == "judge":
+                row["labeler_kind"] = "judge"
             if isinstance(r.comment, str) and r.comment:
                 row["comment"] = r.comment
             if r.answer_id in flags.index:

@@ -14,8 +14,9 @@ Position bias: Rate mode shows each labeler an item's answers in an order of the
 (`shown_order`, stable per labeler), and every rating records where its answer was shown.
 
 `ReviewStore` is made of parts, each its own module: `db` (database: engine, sessions,
-schema), `rights` (who may do what), `accounts` (labelers, passwords, login) and `reports`
-(progress, ratings, flags, stats). Exports of ratings as datasets live outside the store,
+schema), `rights` (who may do what), `accounts` (labelers, passwords, login), `reports`
+(progress, ratings, flags, stats), `judges` (LLM judges' ratings and failures) and `scores`
+(reward-model scores of answers). Exports of ratings as datasets live outside the store,
 in `curate.review_export`.
 """
 
@@ -34,6 +35,7 @@ from sqlalchemy.orm import Session
 from curate.errors import CurateError
 from curate.review.accounts import Accounts, LoginLimit, LoginLocked
 from curate.review.database import MIGRATIONS, Database
+from curate.review.judges import Judges
 from curate.review.models import (
     Answer,
     Assignment,
@@ -49,6 +51,7 @@ from curate.review.models import (
 from curate.review.queries import active_labeler_row, done_by, project_row
 from curate.review.reports import Reports
 from curate.review.rights import AuthError, Rights
+from curate.review.scores import Scores
 from curate.review.types import (
     DEFAULT_CLAIM_HOURS,
     DEFAULT_DB,
@@ -115,6 +118,8 @@ class ReviewStore:
         self.rights = Rights(self.db, operator)
         self.accounts = Accounts(self.db, self.rights, password_rounds, login_limit)
         self.reports = Reports(self.db, self.rights)
+        self.judges = Judges(self.db, self.rights)
+        self.scores = Scores(self.db, self.rights)
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -159,6 +164,13 @@ class ReviewStore:
         """The project called `name` (CurateError when there is none)."""
         with self.db.session() as s:
             return project_row(s, name)
+
+    def prompts(self, project: str) -> set[str]:
+        """The prompts of `project`'s items."""
+        self.rights.require_operator("list a project's prompts")
+        with self.db.session() as s:
+            pid = project_row(s, project).id
+            return set(s.scalars(select(Item.prompt).where(Item.project_id == pid)))
 
     def import_items(self, project: str, rows: Iterable[dict[str, Any]]) -> int:
         """Add prompts with their answers; returns the number of new answers.

@@ -60,7 +60,7 @@ def test_two_runs_answer_every_prompt_and_the_file_imports(policies: tuple[Path,
     assert generate(*args, "--seed", "7", "--out", str(other))[0] == 0 and other.read_text() != out.read_text()
     # what `curate review import` takes, as it is
     db = f"sqlite:///{tmp_path / 'review.db'}"
-    ReviewStore(db).create_project("qa")
+    ReviewStore(db, migrate=True).create_project("qa")
     args = ["review", "import", str(out), "--project", "qa", "-q", "--db", db]
     result = CliRunner().invoke(curate_app, args, env={"COLUMNS": "500"})
     assert result.exit_code == 0, result.output

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from store_helpers import labeler
 from typer.testing import CliRunner
 
 from curate.cli import app
@@ -16,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def test_export_calibrates_labelers_who_lean(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'review.db'}"
-    store = ReviewStore(db)
+    store = ReviewStore(db, password_rounds=4, migrate=True)
     store.create_project("qa", overlap=2)
     items = (ROOT / "data/qa/items.jsonl").read_text().splitlines()[:24]
     store.import_items("qa", [json.loads(line) for line in items])
@@ -24,8 +25,7 @@ def test_export_calibrates_labelers_who_lean(tmp_path: Path) -> None:
     lean = {"harsh": -2, "neutral": 0, "kind": 2}
     labelers = {}
     for name in lean:
-        password = store.add_labeler(name)
-        labelers[name] = store.authenticate(name, password).id
+        labelers[name] = labeler(store, name)
     # three labelers, two per item: every answer is rated by a pair that leans -2/0, -2/+2 or 0/+2 on average
     active = list(lean)
     while active:

@@ -9,14 +9,19 @@ import shutil
 from pathlib import Path
 
 import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 from typer.testing import CliRunner
 
 from curate.cli import app
 from curate.errors import CurateError
-from curate.review.store import ReviewStore
+from curate.review.store import MIGRATIONS, ReviewStore
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus" / "review_db"
+_SCRIPTS = Config()
+_SCRIPTS.set_main_option("script_location", str(MIGRATIONS))
+HEAD = ScriptDirectory.from_config(_SCRIPTS).get_current_head()  # this code's schema revision
 INIT = "upgrade it with `curate review init --db sqlite:///"
 REFUSED = {  # corpus file -> what the one line says
     "empty.db": "holds no review database yet: create it with `curate review init --db sqlite:///",
@@ -25,8 +30,8 @@ REFUSED = {  # corpus file -> what the one line says
     "corrupt-page.db": "is damaged (SQLite quick_check: Page 7: btreeInitPage() returns error code 11)",
     "foreign-app.db": "is not a curatrain review database (it holds other tables: customers, invoices): pass the",
     "foreign-alembic-app.db": "is not a curatrain review database (it holds other tables: alembic_version, projects)",
-    "future-revision.db": "was written by a newer curatrain (schema revision 0099; this one knows up to 0004)",
-    "old-revision-0002.db": f"has schema revision 0002, this curatrain needs 0004: {INIT}",
+    "future-revision.db": f"was written by a newer curatrain (schema revision 0099; this one knows up to {HEAD})",
+    "old-revision-0002.db": f"has schema revision 0002, this curatrain needs {HEAD}: {INIT}",
 }
 # What `init` does with each: refuse like every other command, or create/upgrade the schema.
 INIT_MIGRATES = {"empty.db", "old-revision-0002.db"}
