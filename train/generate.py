@@ -6,7 +6,8 @@ Two uses:
 - `train generate RUN --prompts SRC --n K --out items.jsonl` (and `--run B` for more runs): sample K
   answers per prompt from each run and write the items file `curate review import` takes, each answer
   tagged with the run that wrote it (`run name (base model)`), so labelers compare models blind.
-  SRC is an export directory (its prompts), or a JSONL / CSV / Parquet file with a prompt column.
+  SRC is an export directory (its prompts), a JSONL / CSV / Parquet file with a prompt column, or a
+  review project's prompts (`review:PROJECT`).
 
 The run card names the template the export was built with (e.g. `latex`), so a bare sentence
 becomes the exact prompt the model learned on (`curate.render.Renderer.generation_prompt`, the
@@ -163,15 +164,29 @@ def model_tag(run_dir: Path, card: dict[str, Any]) -> str:
     return f"{run_dir.resolve().name} ({card.get('base_model')})"
 
 
-def read_prompts(source: str, column: str = "prompt") -> tuple[list[str], bool]:
+REVIEW_SOURCE = "review:"  # --prompts review:PROJECT: the prompts of a review project
+
+
+def read_prompts(source: str, column: str = "prompt", db: str | None = None) -> tuple[list[str], bool]:
     """Distinct prompts of SRC in first-seen order, and whether they are already rendered (an export's template).
 
-    SRC: an export directory (its `prompt` column, or the user turn of one-turn `messages`), or a JSONL, CSV or
-    Parquet file with a `column` of prompts. Errors name the file, row and field.
+    SRC: an export directory (its `prompt` column, or the user turn of one-turn `messages`), a JSONL, CSV or
+    Parquet file with a `column` of prompts, or `review:PROJECT` (the project's prompts in the review database
+    `db`). Errors name the file, row and field.
     """
     from curate.io.manifest import has_manifest, read_manifest
     from curate.io.readers import read_rows
 
+    if source.startswith(REVIEW_SOURCE):
+        from curate.review.store import ReviewStore
+        from curate.review.types import resolve_url
+
+        store = ReviewStore(resolve_url(db), operator=True)
+        asked = store.prompts(source[len(REVIEW_SOURCE) :])
+        store.close()
+        if not asked:
+            raise CurateError(f"--prompts {source}: the project has no prompts yet")
+        return asked, False
     path = Path(source)
     rendered = False
     files = source
@@ -237,6 +252,7 @@ def generate_items(
     raw: bool = False,
     dtype: str = "auto",
     quiet: bool = False,
+    db: str | None = None,
 ) -> dict[str, Any]:
     """Sample `sampling.n` answers per prompt of `source` from every run; write the review items file `out`.
 
@@ -248,7 +264,7 @@ def generate_items(
     tags = [model_tag(run, card) for run, card in zip(runs, cards, strict=True)]
     if len(set(tags)) < len(tags):
         raise CurateError(f"the runs {', '.join(map(str, runs))} share a name: each run's answers need their own tag")
-    prompts, rendered = read_prompts(source, prompt_column)
+    prompts, rendered = read_prompts(source, prompt_column, db)
     if rendered and not raw and not quiet:
         console.print(f"{source}: its prompts are already rendered with the export's template; sent as they are")
     answers_by_run: list[tuple[str, list[list[str]]]] = []
@@ -305,7 +321,12 @@ def generate_command(
     ] = None,
     prompts: Annotated[
         Optional[str],
-        typer.Option(help="Answer every prompt of an export directory or a JSONL/CSV/Parquet file (needs --out)."),
+        typer.Option(
+            help="Answer every prompt of an export directory, a JSONL/CSV/Parquet file or review:PROJECT (needs --out)."
+        ),
+    ] = None,
+    db: Annotated[
+        Optional[str], typer.Option("--db", help="--prompts review:PROJECT: the review database (as curate review).")
     ] = None,
     runs: Annotated[
         Optional[list[Path]], typer.Option("--run", help="--prompts: another run answering the same prompts.")
@@ -340,6 +361,7 @@ def generate_command(
           --prompt "g of x equals integral from 0 to 1 of x squared"
       train generate runs/qa-sft --run runs/qa-dpo --prompts out/qa-sft --n 4 \\
           --temperature 0.8 --out out/qa-items.jsonl
+      train generate runs/qa-sft --prompts review:qa --out out/qa-new.jsonl
     """
     if dtype not in ("auto", "bf16", "fp16", "fp32"):
         raise CurateError(f"--dtype {dtype}: use auto, bf16, fp16 or fp32")
@@ -355,7 +377,7 @@ def generate_command(
             {"n": n, "temperature": temperature, "top_p": top_p, "seed": seed, "batch_size": batch_size}
             | {"max_new_tokens": max_new_tokens}
         )
-        done = generate_items(all_runs, prompts, out, sampling, prompt_column, raw, dtype, quiet)
+        done = generate_items(all_runs, prompts, out, sampling, prompt_column, raw, dtype, quiet, db)
         console.print(
             f"{done['answers']} answers to {done['items']} prompts from {', '.join(map(escape, done['models']))} "
             f"→ [bold]{escape(str(out))}[/] ({done['merged']} duplicate(s) merged, {done['empty']} empty dropped); "

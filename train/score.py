@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 
 from curate.console import console, user_errors
 from curate.errors import CurateError
@@ -231,34 +232,71 @@ def write_with_columns(table: list[dict[str, Any]] | Any, out: Path, added: dict
 
 
 @user_errors
+def score_project(
+    run_dir: Path, project: str, db: str | None, batch_size: int = 16, quiet: bool = False
+) -> list[float]:
+    """Score every answer of a review project and store the scores (source: the run's name) for the Admin page."""
+    from curate.review.store import ReviewStore
+    from curate.review.types import resolve_url
+
+    store = ReviewStore(resolve_url(db), operator=True)
+    answers = store.scores.answers(project)
+    if answers.empty:
+        raise CurateError(f"project {project!r} has no answers to score")
+    model, tokenizer, renderer = load_reward_model(run_dir)
+    pairs = list(zip(answers.prompt, answers.response, strict=True))
+    rewards = reward_scores(model, tokenizer, pairs, renderer, batch_size, quiet)
+    store.scores.record(project, Path(run_dir).resolve().name, zip(answers.answer_id, rewards, strict=True))
+    store.close()
+    return rewards
+
+
+@user_errors
 def score_command(
     run_dir: Annotated[Path, typer.Argument(help="A run directory from `train reward`.")],
-    data: Annotated[Path, typer.Option("--data", help="Answers to score: JSONL, CSV or Parquet with prompt + answer.")],
+    data: Annotated[
+        Optional[Path], typer.Option("--data", help="Answers to score: JSONL, CSV or Parquet with prompt + answer.")
+    ] = None,
     out: Annotated[
         Optional[Path], typer.Option("--out", "-o", help="Output file (default: DATA with a .scored suffix).")
+    ] = None,
+    project: Annotated[
+        Optional[str],
+        typer.Option(help="Instead of --data: score every answer of this review project, for admins to see."),
+    ] = None,
+    db: Annotated[
+        Optional[str], typer.Option("--db", help="With --project: the review database URL (default as curate review).")
     ] = None,
     prompt_column: Annotated[str, typer.Option(help="Column holding the question.")] = "prompt",
     answer_column: Annotated[str, typer.Option(help="Column holding the answer to score.")] = "response",
     batch_size: Annotated[int, typer.Option(min=1, help="Answers per forward pass.")] = 16,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Write a reward score per answer: the same rows plus a `reward` column (higher = better).
+    """Write a reward score per answer: the same rows plus a `reward` column (higher = better); or, with
+    --project, store a score for every answer of a review project, shown beside it on the Admin page.
 
     \b
-    Example:
+    Examples:
       train score runs/qa-reward --data data/qa/ratings.jsonl \\
           --out out/qa-ratings-scored.jsonl
+      train score runs/qa-reward --project qa
     """
-    from rich.markup import escape
-
     from train.progress import on_terminal, silence_library_progress
 
-    out = output_file(data, out, "scored")
+    if (data is None) == (project is None):
+        raise CurateError("give --data FILE (scores written to a file) or --project P (scores stored for admins)")
     if quiet or not on_terminal():  # transformers' weight-loading bar: carriage returns in a log
         silence_library_progress()
-    rewards = score_file(run_dir, data, out, prompt_column, answer_column, batch_size, quiet)
+    if project is not None:
+        rewards = score_project(run_dir, project, db, batch_size, quiet)
+        where = f"project {project} (Admin page, source {Path(run_dir).resolve().name})"
+    else:
+        assert data is not None
+        out = output_file(data, out, "scored")
+        rewards = score_file(run_dir, data, out, prompt_column, answer_column, batch_size, quiet)
+        where = str(out)
     console.print(
         f"Scored {len(rewards)} answers (reward min {min(rewards):.3f} · mean {sum(rewards) / len(rewards):.3f} · "
-        f"max {max(rewards):.3f}) → [bold]{escape(str(out))}[/]",
+        f"max {max(rewards):.3f}) → [bold]{escape(where)}[/]",
         soft_wrap=True,
     )

@@ -185,7 +185,7 @@ def import_command(
       curate review import data/qa/items.jsonl --project qa
     """
     store = open_store(db) if new_answers_only else None  # else the file is checked before the database
-    items = read_items(file, quiet, store.prompts(project) if store else None)
+    items = read_items(file, quiet, set(store.prompts(project)) if store else None)
     added = (store or open_store(db)).import_items(project, items)
     console.print(
         f"{len(items)} prompts read from {escape(file)}; {added} new answers added to [bold]{escape(project)}[/]"

@@ -56,12 +56,21 @@ class Scores:
         return len(rows)
 
     def frame(self, project: str, *, actor: int | None = None) -> pd.DataFrame:
-        """Every stored score of `project`'s answers: answer_id, source, score, created_at (admins only)."""
+        """Every stored score of `project`'s answers: answer_id, prompt, response, model, source, score, created_at
+        (admins only)."""
         self.rights.require_admin(actor, "see model scores")
         with self.db.session() as s:
             pid = project_row(s, project).id
             result = s.execute(
-                select(ModelScore.answer_id, ModelScore.source, ModelScore.score, ModelScore.created_at)
+                select(
+                    ModelScore.answer_id,
+                    Item.prompt,
+                    Answer.text.label("response"),
+                    Answer.model,
+                    ModelScore.source,
+                    ModelScore.score,
+                    ModelScore.created_at,
+                )
                 .join(Answer, ModelScore.answer_id == Answer.id)
                 .join(Item, Answer.item_id == Item.id)
                 .where(Item.project_id == pid)

@@ -165,12 +165,12 @@ class ReviewStore:
         with self.db.session() as s:
             return project_row(s, name)
 
-    def prompts(self, project: str) -> set[str]:
-        """The prompts of `project`'s items."""
+    def prompts(self, project: str) -> list[str]:
+        """The prompts of `project`'s items, in import order."""
         self.rights.require_operator("list a project's prompts")
         with self.db.session() as s:
             pid = project_row(s, project).id
-            return set(s.scalars(select(Item.prompt).where(Item.project_id == pid)))
+            return list(s.scalars(select(Item.prompt).where(Item.project_id == pid).order_by(Item.id)))
 
     def import_items(self, project: str, rows: Iterable[dict[str, Any]]) -> int:
         """Add prompts with their answers; returns the number of new answers.

@@ -1,4 +1,6 @@
-"""Admin: progress and pace per labeler, rating distributions, agreement, bias, flagged items, exports."""
+"""Admin: progress and pace per labeler, rating distributions, agreement, bias, LLM judges against the people,
+reward-model scores beside the answers, flagged items, exports. Admins only: labelers never see another's
+rating, a judge's, or a score."""
 
 from __future__ import annotations
 
@@ -9,7 +11,14 @@ import streamlit as st
 
 from curate.errors import CurateError
 from curate.recipe import RatingsConfig
-from curate.review.agreement import krippendorff_alpha, labeler_bias, pairwise_spearman, zscore_calibrate
+from curate.review.agreement import (
+    judges_vs_humans,
+    krippendorff_alpha,
+    labeler_bias,
+    pairwise_spearman,
+    zscore_calibrate,
+)
+from curate.review.ratings import judge_gate
 from curate.review_export import export_ratings, export_target, safe_name
 from review_app import state
 
@@ -24,21 +33,29 @@ store = state.store()
 
 @st.cache_data(ttl=30, show_spinner="Reading ratings...")
 def _snapshot(url: str, project: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, float, pd.DataFrame]:
-    """Labeler stats, ratings, every flag (open and cleared), alpha and Spearman, read once per 30 s (or Refresh),
-    not on every click."""
+    """Labeler stats, the people's ratings, every flag (open and cleared), alpha and Spearman among the people,
+    read once per 30 s (or Refresh), not on every click. LLM judges are compared with the people in `_judges`."""
     ratings = store.reports.ratings_frame(project, actor=user.id)
-    alpha = krippendorff_alpha(ratings) if len(ratings) else math.nan
+    people = ratings[ratings["labeler_kind"] != "judge"]
+    alpha = krippendorff_alpha(people) if len(people) else math.nan
     stats, flags = (
         store.reports.labeler_stats(project, actor=user.id),
         store.reports.flagged(project, history=True, actor=user.id),
     )
-    return stats, ratings, flags, alpha, pairwise_spearman(ratings)
+    return stats[stats["kind"] != "judge"], people, flags, alpha, pairwise_spearman(people)
+
+
+@st.cache_data(ttl=30, show_spinner="Reading the judges and model scores...")
+def _machines(url: str, project: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every rating with `labeler_kind` (people and judges), and the reward-model scores of the answers."""
+    return store.reports.ratings_frame(project, actor=user.id), store.scores.frame(project, actor=user.id)
 
 
 title_col, refresh_col = st.columns([5, 1], vertical_alignment="bottom")
 title_col.title("Admin")
 if refresh_col.button("Refresh", help="Figures are read at most 30 s ago; this reads them now."):
     _snapshot.clear()
+    _machines.clear()
 st.text(f"Project: {project}")  # names are shown as text, like everything people typed
 stats, ratings, flags, alpha, spearman = _snapshot(store.db.url, project)
 flagged, cleared = flags[flags["cleared_at"].isna()], flags.dropna(subset=["cleared_at"])
@@ -129,6 +146,71 @@ else:
     pairs_col.dataframe(
         spearman, hide_index=True, column_config={"spearman": st.column_config.NumberColumn(format="%.3f")}
     )
+
+
+def _judges(everyone: pd.DataFrame) -> None:
+    """Each LLM judge against the people's consensus (the mean person's rating) on the answers both rated."""
+    judges = judges_vs_humans(everyone) if len(everyone) else pd.DataFrame()
+    if judges.empty:
+        st.caption("No LLM judge has rated this project (`curate review judge --project P --model M`).")
+        return
+    rules = RatingsConfig()
+    verdicts = [
+        judge_gate(int(row.n_shared), None if math.isnan(row.alpha) else float(row.alpha), rules)
+        for row in judges.itertuples(index=False)
+    ]
+    table = judges.assign(counts=[("yes: " if ok else "no: ") + why for ok, why in verdicts])
+    st.caption(
+        "A judge is one more rater; exports count its ratings only when it agrees with the people "
+        f"(alpha >= {rules.judge_min_alpha:g} on >= {rules.judge_min_items} shared answers, by default)."
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={
+            "n_shared": st.column_config.NumberColumn("shared answers"),
+            "alpha": st.column_config.NumberColumn("alpha (interval)", format="%.3f"),
+            "spearman": st.column_config.NumberColumn("Spearman", format="%.3f"),
+            "mean_offset": st.column_config.NumberColumn(
+                "mean offset", format="%+.2f", help="Judge minus the people's mean on the same answers."
+            ),
+            "counts": "counts in exports",
+        },
+    )
+
+
+@st.fragment
+def _model_scores(everyone: pd.DataFrame, scores: pd.DataFrame) -> None:
+    """A reward run's score beside each answer, with the people's and the judges' mean ratings (admins only)."""
+    if scores.empty:
+        st.caption("No model scores yet: `train score RUN --project P` stores a reward run's score of every answer.")
+        return
+    source = st.selectbox("Reward run", sorted(set(scores["source"])))
+    shown = scores[scores["source"] == source].set_index("answer_id")[["prompt", "response", "model", "score"]]
+    means = pd.DataFrame(index=shown.index, columns=["human", "judge"], dtype=float)
+    if len(everyone):
+        means = everyone.pivot_table(index="answer_id", columns="labeler_kind", values="rating", aggfunc="mean")
+    table = shown.join(means.reindex(columns=["human", "judge"]).rename(columns={"human": "people", "judge": "judges"}))
+    rated = table.dropna(subset=["people"])
+    if len(rated) >= 3 and rated["score"].nunique() > 1 and rated["people"].nunique() > 1:
+        rho = rated["score"].rank().corr(rated["people"].rank())
+        st.caption(f"Spearman of {source}'s scores vs the people's mean rating: {rho:.3f} ({len(rated)} answers)")
+    st.dataframe(
+        table.reset_index(drop=True),
+        hide_index=True,
+        column_config={
+            "people": st.column_config.NumberColumn("people (mean)", format="%.2f"),
+            "judges": st.column_config.NumberColumn("judges (mean)", format="%.2f"),
+            "score": st.column_config.NumberColumn(f"{source} score", format="%.3f"),
+        },
+    )
+
+
+everyone, scores = _machines(store.db.url, project)
+st.subheader("LLM judges")
+_judges(everyone)
+st.subheader("Model scores")
+_model_scores(everyone, scores)
 
 
 def _clear_flag(flag_id: int) -> None:

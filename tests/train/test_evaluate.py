@@ -160,3 +160,25 @@ def test_bad_input_is_one_line_and_leaves_the_card(reward: Path, pairs_export: P
         code, output = evaluate(*args, "-q")
         assert code == 1 and message in output and len(output.strip().splitlines()) == 1, output
     assert (reward / "run_card.json").read_bytes() == card
+
+
+def test_score_a_review_project_for_the_admin_page(reward: Path, pairs_export: Path, tmp_path: Path) -> None:
+    from curate.review.store import ReviewStore
+
+    db = f"sqlite:///{tmp_path / 'review.db'}"
+    store = ReviewStore(db, migrate=True)
+    store.create_project("toy")
+    pairs = split_pairs(pairs_export)
+    store.import_items("toy", [{"prompt": p.prompt, "answers": [p.chosen, p.rejected]} for p in pairs.itertuples()])
+    args = ["score", str(reward), "--project", "toy", "--db", db, "-q"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    stored = store.scores.frame("toy")
+    answers = store.scores.answers("toy")
+    model, tokenizer, fmt = load_reward_model(reward)
+    expected = reward_scores(model, tokenizer, list(zip(answers.prompt, answers.response, strict=True)), fmt)
+    assert set(stored.source) == {"toy-reward"} and len(stored) == len(answers)
+    assert stored.set_index("answer_id").loc[answers.answer_id, "score"].tolist() == pytest.approx(expected, abs=1e-5)
+    assert CliRunner().invoke(app, args).exit_code == 0 and len(store.scores.frame("toy")) == len(answers)  # replaced
+    both = CliRunner().invoke(app, [*args, "--data", str(tmp_path / "x.jsonl")])
+    assert both.exit_code == 1 and "give --data FILE (scores written to a file) or --project P" in both.output

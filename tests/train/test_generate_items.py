@@ -126,3 +126,26 @@ def test_data_qa_items_round_trip_the_reader() -> None:
     """The sample items file's prompts read as a prompt source too (the `prompt` column of a JSONL file)."""
     prompts, rendered = read_prompts(str(REPO / "data/qa/items.jsonl"))
     assert len(prompts) == 66 and not rendered
+
+
+def test_a_review_projects_prompts_get_new_answers(policies: tuple[Path, Path], tmp_path: Path) -> None:
+    """`--prompts review:P` answers the project's own prompts; `import --new-answers-only` adds them to it."""
+    db = f"sqlite:///{tmp_path / 'review.db'}"
+    store = ReviewStore(db, migrate=True)
+    store.create_project("qa")
+    store.import_items("qa", [{"prompt": "Why is the sky blue?", "answers": ["Rayleigh scattering."]}])
+    store.import_items("qa", [{"prompt": "How do I boil an egg?", "answers": ["In water."]}])
+    out = tmp_path / "new.jsonl"
+    args = [str(policies[1]), "--prompts", "review:qa", "--db", db, "--n", "3", "--max-new-tokens", "8", "-q"]
+    code, output = generate(*args, "--out", str(out))
+    assert code == 0, output
+    items = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [i["prompt"] for i in items] == ["Why is the sky blue?", "How do I boil an egg?"]
+    args = ["review", "import", str(out), "--project", "qa", "--new-answers-only", "-q", "--db", db]
+    result = CliRunner().invoke(curate_app, args, env={"COLUMNS": "500"})
+    assert result.exit_code == 0, result.output
+    assert len(store.prompts("qa")) == 2 and len(store.scores.answers("qa")) == 2 + sum(
+        len(i["answers"]) for i in items
+    )
+    code, output = generate(str(policies[1]), "--prompts", "review:nope", "--db", db, "--out", str(out), "-q")
+    assert code == 1 and "no project named 'nope'" in output
