@@ -1,0 +1,124 @@
+"""The closed loop on data/qa, through the command lines (docs/workflow.md): sft -> generate -> import -> two
+labelers rate through the store API + the offline SmolLM2 judge -> export with calibration and agreement ->
+reward -> evaluate against the judge. Tiny random models for the policy and the reward model, a few steps each
+(judgement quality is not the point; every hand-off between the steps is). DPO joins once `train dpo` exists."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from curate.cli import app as curate_app
+from curate.review.store import ReviewStore
+from train.cli import app as train_app
+
+ROOT = Path(__file__).resolve().parents[2]
+QUESTIONS = 5  # the first questions of data/qa: 15 reference answers, plus the policy's
+
+
+def tiny_policy(path: Path) -> Path:
+    """A randomly initialised 2-layer Llama with SmolLM2's tokenizer (and chat template), saved like a hub model."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from train.model import model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path("smollm2"))
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+    )
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One CPU thread, as tests/train does: two OpenMP threads on two busy cores spin-wait on each other."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run(app, *args: str) -> str:
+    result = CliRunner().invoke(app, [*args], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, f"{' '.join(args)}\n{result.output}"
+    return result.output
+
+
+@pytest.mark.slow
+def test_the_closed_loop_on_data_qa(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    ratings = [json.loads(line) for line in (ROOT / "data/qa/ratings.jsonl").read_text().splitlines()]
+    asked = list(dict.fromkeys(r["prompt"] for r in ratings))[:QUESTIONS]
+    Path("ratings.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ratings if r["prompt"] in asked))
+    items = [json.loads(line) for line in (ROOT / "data/qa/items.jsonl").read_text().splitlines()][:QUESTIONS]
+    Path("items.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    base = tiny_policy(tmp_path / "tiny")
+
+    # 1. a policy: SFT on the best-rated answer per question
+    run(curate_app, "build", "ratings.jsonl", "--derive", "sft", "--group-by", "prompt", "--out", "out/qa-sft", "-q")
+    run(train_app, "sft", "--data", "out/qa-sft", "--model", str(base), "--max-steps", "2", "--out", "runs/qa-sft")
+    # 2. its answers, to rate
+    run(train_app, "generate", "runs/qa-sft", "--prompts", "out/qa-sft", "--n", "1", "--max-new-tokens", "12",
+        "--out", "out/qa-answers.jsonl", "-q")  # fmt: skip
+    # 3. the review project: the reference answers, and the model's joining their questions
+    db = f"sqlite:///{tmp_path / 'review.db'}"
+    run(curate_app, "review", "init", "--project", "qa", "--overlap", "2", "--db", db)
+    run(curate_app, "review", "import", "items.jsonl", "--project", "qa", "--db", db, "-q")
+    run(curate_app, "review", "import", "out/qa-answers.jsonl", "--project", "qa", "--new-answers-only", "--db", db)
+    store = ReviewStore(db, password_rounds=4)
+    truth = pd.DataFrame(ratings).groupby("response").rating.mean().round().astype(int)
+    for name, lean in (("alice", 0), ("bob", -1)):  # bob is harsher by a point; a model answer gets 2
+        labeler = store.accounts.authenticate(name, store.accounts.add_labeler(name)).id
+        while (task := store.next_rating_task(labeler, "qa")) is not None:
+            value = int(truth.get(task.answer, 2)) + lean
+            store.submit_rating(labeler, task.answer_id, max(1, min(10, value)), None, 3.0)
+    # 4. the offline judge rates every answer; a second run has nothing left to do
+    answers = len(store.scores.answers("qa"))
+    out = run(curate_app, "review", "judge", "--project", "qa", "--model", "smollm2", "--db", db, "-q")
+    assert f"of {answers} answer(s) rated" in out
+    assert "nothing left to judge" in run(curate_app, "review", "judge", "--project", "qa", "--db", db, "-q")
+    stats = run(curate_app, "review", "stats", "--project", "qa", "--db", db)
+    assert "alpha (ordinal) among people" in stats and "smollm2" in stats
+    # 5. rater-aware pairs, calibrated, contested ones out; the judge's ratings as rated rows
+    run(curate_app, "review", "export", "--project", "qa", "--kind", "preference", "--calibrate",
+        "--min-agreement", "0.5", "--out", "out/qa-pairs", "--db", db, "-q")  # fmt: skip
+    run(curate_app, "review", "export", "--project", "qa", "--kind", "rated", "--out", "out/qa-rated", "--db", db, "-q")
+    manifest = json.loads(Path("out/qa-pairs/manifest.json").read_text())
+    raters = manifest["derive"]["raters"]
+    assert raters["calibrated"] and raters["humans"] == 2 and [j["name"] for j in raters["judges"]] == ["smollm2"]
+    pairs = pd.concat(pd.read_parquet(p) for p in Path("out/qa-pairs/data").glob("*.parquet"))
+    assert len(pairs) > 0 and (pairs.agreement >= 0.5).all() and (pairs.n_raters >= 2).all()
+    assert pairs.judge.all() == raters["judges"][0]["counted"]  # the judge counts in every pair or in none
+    assert "## Raters" in Path("out/qa-pairs/README.md").read_text()
+    # 6. a reward model on the pairs, evaluated beside the judge
+    run(train_app, "reward", "--data", "out/qa-pairs", "--model", str(base), "--max-steps", "4",
+        "--out", "runs/qa-reward")  # fmt: skip
+    out = run(train_app, "evaluate", "runs/qa-reward", "--data", "out/qa-pairs", "--split", "train",
+              "--judge-ratings", "out/qa-rated", "-q")  # fmt: skip
+    card = json.loads(Path("runs/qa-reward/run_card.json").read_text())
+    result = card["evaluations"]["qa-pairs:train"]
+    assert result["reward"]["pairs"] == len(pd.read_parquet(next(Path("out/qa-pairs/data").glob("train-*"))))
+    assert result["judge"]["name"] == "smollm2" and result["judge"]["pairs"] > 0
+    assert Path(result["plot"]).is_file() and "judge smollm2" in out
+    # 7. the admins' view: the reward run's score of every answer, stored in the project
+    run(train_app, "score", "runs/qa-reward", "--project", "qa", "--db", db, "-q")
+    assert set(store.scores.frame("qa").source) == {"qa-reward"} and len(store.scores.frame("qa")) == answers
