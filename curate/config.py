@@ -318,6 +318,11 @@ class Flag:
         self.also = also
 
     @property
+    def option(self) -> str:
+        """The option's long name as a user types it (`--top-p`), for messages."""
+        return (self.names[0] if self.names else "--" + self.key.rsplit(".", 1)[-1].replace("_", "-")).split("/")[0]
+
+    @property
     def param(self) -> str:
         """The Python parameter the option fills (any name typer accepts; never shown)."""
         return "flag__" + self.key.replace(".", "__")
@@ -383,3 +388,17 @@ def with_flags(model: type[BaseModel], flags: Sequence[Flag]) -> Callable[[F], F
         return command  # type: ignore[return-value]
 
     return decorate
+
+
+def from_flags(model: type[M], flags: Sequence[Flag], values: dict[str, Any]) -> M:
+    """The model from flag values alone, for a command with no recipe file (`train generate`'s sampling, the
+    judge of `curate review judge`); the first problem is one line naming the flag (`--top-p: ...`)."""
+    try:
+        return model.model_validate(merge({}, values))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        if not key:  # a rule across keys (a model validator): its own message names the flags
+            raise CurateError(str(first.get("ctx", {}).get("error", first["msg"]))) from None
+        name = next((flag.option for flag in flags if flag.key == key), key)
+        raise CurateError(f"{name}: {first['msg']}") from None

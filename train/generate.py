@@ -24,9 +24,10 @@ from typing import Annotated, Any, Optional
 
 import torch
 import typer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rich.markup import escape
 
+from curate.config import Flag, FlagValues, from_flags, with_flags
 from curate.console import console, progress_bar, user_errors
 from curate.errors import CurateError
 from curate.io.atomic import replace_file
@@ -40,21 +41,23 @@ class Sampling(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    n: int = Field(default=4, ge=1, description="Answers sampled per prompt from each run.")
+    n: int = Field(default=4, ge=1, description="--prompts: answers sampled per prompt from each run.")
     temperature: float = Field(
-        default=0.8, ge=0.0, description="Sampling temperature; 0 decodes greedily (then --n must be 1)."
+        default=0.8, ge=0.0, description="--prompts: sampling temperature; 0 decodes greedily (then --n must be 1)."
     )
     top_p: float = Field(
         default=0.95,
         gt=0.0,
         le=1.0,
-        description="Nucleus sampling: sample from the smallest set of tokens this likely.",
+        description="--prompts: nucleus sampling, from the smallest set of tokens this likely.",
     )
-    seed: int = Field(default=0, description="Sampler seed: the same seed, runs and prompts give the same answers.")
+    seed: int = Field(
+        default=0, description="--prompts: sampler seed; the same seed, runs and prompts give the same answers."
+    )
     max_new_tokens: int | None = Field(
         default=None, ge=1, description="Most tokens per answer; null: the run's generation.max_new_tokens."
     )
-    batch_size: int = Field(default=8, ge=1, description="Prompts per generate call.")
+    batch_size: int = Field(default=8, ge=1, description="--prompts: prompts per generate call.")
 
     @model_validator(mode="after")
     def _greedy_gives_one(self) -> Sampling:
@@ -295,22 +298,19 @@ def generate_items(
     }
 
 
-def _sampling(values: dict[str, Any]) -> Sampling:
-    try:
-        return Sampling(**{k: v for k, v in values.items() if v is not None})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        if not first["loc"]:  # a rule across options: its message names them
-            raise CurateError(str(first["ctx"]["error"])) from None
-        raise CurateError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
-
-
-def _help(name: str) -> str:
-    field = Sampling.model_fields[name]
-    return f"--prompts: {field.description} [default: {field.default}]"
+# Sampling's keys as flags (type, help and default from its fields); --max-new-tokens serves --prompt too.
+SAMPLING_FLAGS = (
+    Flag("n"),
+    Flag("temperature"),
+    Flag("top_p"),
+    Flag("seed"),
+    Flag("max_new_tokens"),
+    Flag("batch_size"),
+)
 
 
 @user_errors
+@with_flags(Sampling, SAMPLING_FLAGS)
 def generate_command(
     run_dir: Annotated[
         Optional[Path], typer.Argument(help="A run directory from `train sft` (or a `train merge` output).")
@@ -334,17 +334,10 @@ def generate_command(
     out: Annotated[
         Optional[Path], typer.Option("--out", "-o", help="--prompts: the items file to write (JSONL).")
     ] = None,
-    n: Annotated[Optional[int], typer.Option("--n", help=_help("n"))] = None,
-    temperature: Annotated[Optional[float], typer.Option(help=_help("temperature"))] = None,
-    top_p: Annotated[Optional[float], typer.Option(help=_help("top_p"))] = None,
-    seed: Annotated[Optional[int], typer.Option(help=_help("seed"))] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help=_help("batch_size"))] = None,
+    flags: FlagValues = None,
     prompt_column: Annotated[str, typer.Option(help="--prompts: the column holding the prompts.")] = "prompt",
     num_beams: Annotated[
         Optional[int], typer.Option(help="--prompt: beam search width (default: the run's generation.num_beams).")
-    ] = None,
-    max_new_tokens: Annotated[
-        Optional[int], typer.Option(help="Most tokens to generate (default: the run's generation.max_new_tokens).")
     ] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Send the prompt as is, without the data's template.")] = False,
     dtype: Annotated[str, typer.Option(help="auto | bf16 | fp16 | fp32 (auto: fp32 on CPU).")] = "auto",
@@ -373,10 +366,7 @@ def generate_command(
             raise CurateError("give --prompt TEXT or --prompts SRC, not both")
         if out is None:
             raise CurateError("--prompts needs --out FILE: the items file to write")
-        sampling = _sampling(
-            {"n": n, "temperature": temperature, "top_p": top_p, "seed": seed, "batch_size": batch_size}
-            | {"max_new_tokens": max_new_tokens}
-        )
+        sampling = from_flags(Sampling, SAMPLING_FLAGS, flags or {})
         done = generate_items(all_runs, prompts, out, sampling, prompt_column, raw, dtype, quiet, db)
         console.print(
             f"{done['answers']} answers to {done['items']} prompts from {', '.join(map(escape, done['models']))} "
@@ -387,6 +377,11 @@ def generate_command(
         return
     if not prompt:
         raise CurateError("give --prompt TEXT (repeatable) or --prompts SRC --out FILE")
+    sampled = [flag.option for flag in SAMPLING_FLAGS if flag.key != "max_new_tokens" and flag.key in (flags or {})]
+    if sampled:
+        raise CurateError(
+            f"{', '.join(sampled)}: sampling options of --prompts; --prompt decodes greedily (--num-beams)"
+        )
     if len(all_runs) > 1:
         raise CurateError("--prompt answers with one run; to compare runs, use --prompts SRC --out FILE")
     model, tokenizer, card = load_run(all_runs[0], dtype)
@@ -397,7 +392,7 @@ def generate_command(
         tokenizer,
         rendered,
         num_beams=num_beams or generation.get("num_beams", 1),
-        max_new_tokens=max_new_tokens or generation.get("max_new_tokens", 64),
+        max_new_tokens=(flags or {}).get("max_new_tokens") or generation.get("max_new_tokens", 64),
     )
     for text, output in zip(prompt, outputs, strict=True):
         console.print(f"[dim]{escape(text)}[/]", highlight=False)

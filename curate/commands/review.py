@@ -22,12 +22,13 @@ from rich.table import Table
 from rich.text import Text
 
 from curate.commands.build import print_summary
-from curate.config import Flag, FlagValues, with_flags
+from curate.config import Flag, FlagValues, from_flags, with_flags
 from curate.console import console, user_errors
 from curate.errors import CurateError, RowError
 from curate.extras import require
 from curate.io.readers import read_rows
 from curate.recipe import BuildRecipe, RatingsConfig
+from curate.review.judge import JudgeConfig
 from curate.review.types import DEFAULT_CLAIM_HOURS, DEFAULT_EXPORT_DIR, ENV_DB, ENV_EXPORTS, ReviewItem, resolve_url
 from curate.review_export import export_ratings, export_rules
 
@@ -321,28 +322,17 @@ def export_command(
         print_summary(result)
 
 
-def _judge_help(key: str) -> str:
-    from curate.review.judge import JudgeConfig
-
-    field = JudgeConfig.model_fields[key]
-    return f"{field.description} [default: {field.default}]" if field.default is not None else str(field.description)
+# Every key of the judge as a flag (type, help and default from the JudgeConfig field).
+JUDGE_FLAGS = tuple(Flag(key, "--model", "-m") if key == "model" else Flag(key) for key in JudgeConfig.model_fields)
 
 
 @review_app.command("judge")
 @user_errors
+@with_flags(JudgeConfig, JUDGE_FLAGS)
 def judge_command(
     project: ProjectName,
     db: Db = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help=_judge_help("model"))] = None,
-    endpoint: Annotated[Optional[str], typer.Option(help=_judge_help("endpoint"))] = None,
-    api_key_env: Annotated[Optional[str], typer.Option(help=_judge_help("api_key_env"))] = None,
-    timeout: Annotated[Optional[float], typer.Option(help=_judge_help("timeout"))] = None,
-    retries: Annotated[Optional[int], typer.Option(help=_judge_help("retries"))] = None,
-    rubric: Annotated[Optional[str], typer.Option(help=_judge_help("rubric"))] = None,
-    mode: Annotated[Optional[str], typer.Option(help=_judge_help("mode"))] = None,
-    name: Annotated[Optional[str], typer.Option(help=_judge_help("name"))] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help=_judge_help("batch_size"))] = None,
-    parse_retries: Annotated[Optional[int], typer.Option(help=_judge_help("parse_retries"))] = None,
+    flags: FlagValues = None,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Ask again about answers whose reply never parsed.")
     ] = False,
@@ -357,30 +347,13 @@ def judge_command(
     \b
     Examples:
       curate review judge --project qa --model smollm2
-      curate review judge --project qa --endpoint http://localhost:8000/v1 --model Qwen/Qwen2.5-7B-Instruct
+      curate review judge --project qa --endpoint http://localhost:8000/v1 \\
+          --model Qwen/Qwen2.5-7B-Instruct
     """
-    from pydantic import ValidationError
-
     from curate.console import progress_bar
-    from curate.review.judge import JudgeConfig, judge_project
+    from curate.review.judge import judge_project
 
-    given: dict[str, Any] = {
-        "model": model,
-        "endpoint": endpoint,
-        "api_key_env": api_key_env,
-        "timeout": timeout,
-        "retries": retries,
-        "rubric": rubric,
-        "mode": mode,
-        "name": name,
-        "batch_size": batch_size,
-        "parse_retries": parse_retries,
-    }
-    try:
-        config = JudgeConfig.model_validate({k: v for k, v in given.items() if v is not None})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise CurateError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
+    config = from_flags(JudgeConfig, JUDGE_FLAGS, flags or {})
     store = open_store(db)
     with progress_bar(unit="answers", disable=quiet) as bar:
         task = bar.add_task("judging", total=None)

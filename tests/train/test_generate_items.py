@@ -118,6 +118,8 @@ def test_bad_input_is_one_line_and_writes_nothing(policies: tuple[Path, Path], t
         assert len(output.strip().splitlines()) == 1, output
         assert not out.exists() and not list(tmp_path.glob(".items.jsonl*"))
     assert generate(str(policies[0]), "--prompts", str(src))[1].startswith("error: --prompts needs --out FILE")
+    code, output = generate(str(policies[0]), "--prompt", "hello", "--n", "2", "--top-p", "0.5")
+    assert code == 1 and "--n, --top-p: sampling options of --prompts" in output
     code, output = generate(str(reward_card), "--prompt", "hello")
     assert code == 1 and "scores answers but does not write them" in output
 
