@@ -296,6 +296,7 @@ def evaluate_command(
     """Pairwise accuracy (overall, by rating gap, by rater agreement), Spearman vs mean rating and a calibration
     plot of a reward model, beside an LLM judge's on the same pairs; recorded in the run card.
 
+    \b
     Example:
       train evaluate runs/qa-reward --data out/qa-pairs --judge-ratings out/qa-rated
     """
