@@ -1,11 +1,12 @@
 """The closed loop on data/qa, through the command lines (docs/workflow.md): sft -> generate -> import -> two
 labelers rate through the store API + the offline SmolLM2 judge -> export with calibration and agreement ->
-reward -> evaluate against the judge. Tiny random models for the policy and the reward model, a few steps each
-(judgement quality is not the point; every hand-off between the steps is). DPO joins once `train dpo` exists."""
+reward -> evaluate against the judge -> DPO of the SFT policy on the same pairs. Tiny random models for the policy and
+the reward model, a few steps each (judgement quality is not the point; every hand-off between the steps is)."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -122,3 +123,19 @@ def test_the_closed_loop_on_data_qa(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     # 7. the admins' view: the reward run's score of every answer, stored in the project
     run(train_app, "score", "runs/qa-reward", "--project", "qa", "--db", db, "-q")
     assert set(store.scores.frame("qa").source) == {"qa-reward"} and len(store.scores.frame("qa")) == answers
+    # 8. DPO: the SFT policy trained further on the same calibrated pairs, its held-out answers scored by the reward run
+    run(train_app, "dpo", "--data", "out/qa-pairs", "--policy", "runs/qa-sft", "--reward", "runs/qa-reward",
+        "--max-steps", "3", "--batch-size", "4", "--out", "runs/qa-dpo", "logging.logging_steps=1",
+        "degeneration.max_new_tokens=8", "-q")  # fmt: skip
+    card = json.loads(Path("runs/qa-dpo/run_card.json").read_text())
+    assert card["verb"] == "dpo" and card["data"]["content_hash"] == manifest["content_hash"]
+    assert card["policy"] == {"run": "runs/qa-sft", "reference": "frozen copy of the policy run's adapter"}
+    losses = [e["loss"] for e in card["loss_curve"] if "loss" in e]
+    # step 1: the policy is still its reference (the SFT run), every implicit reward is 0 and the loss ln 2;
+    # then each step moves it toward the chosen answers of the pairs
+    assert losses[0] == pytest.approx(math.log(2), abs=1e-4) and losses == sorted(losses, reverse=True)
+    assert losses[-1] < losses[0] - 1e-3
+    assert {"eval_rewards/accuracies", "eval_rewards/margins"} <= set(card["metrics"])
+    assert [e["step"] for e in card["reward_curve"]] == [3]  # the test pairs' reward accuracy and margin
+    for side in ("before", "after"):
+        assert card["degeneration"][side]["mean_reward"] is not None
