@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from curate.cli import app as curate_app
 from curate.review.store import ReviewStore
+from tests.train.reward_fixtures import save_llama
 from train.cli import app as train_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,28 +24,13 @@ QUESTIONS = 5  # the first questions of data/qa: 15 reference answers, plus the 
 
 def tiny_policy(path: Path) -> Path:
     """A randomly initialised 2-layer Llama with SmolLM2's tokenizer (and chat template), saved like a hub model."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer
 
     from train.model import model_path
 
     tokenizer = AutoTokenizer.from_pretrained(model_path("smollm2"))
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=True,
-    )
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
+    return save_llama(path, tokenizer, max_position_embeddings=512, tie_word_embeddings=True, **ids)
 
 
 @pytest.fixture(autouse=True)
