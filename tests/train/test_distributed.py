@@ -25,6 +25,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def run_launched(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run a launcher (torchrun, accelerate launch) with this checkout first on PYTHONPATH (the caller's entries
+    kept, e.g. packages carried to a GPU machine) and `env` set; fail the test with its output if it fails."""
+    path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    result = subprocess.run(
+        command, env={**os.environ, "PYTHONPATH": path, **env}, capture_output=True, text=True, timeout=600, cwd=cwd
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "device",
@@ -47,15 +58,8 @@ def test_sft_under_torchrun_writes_one_card_and_shows_progress_once(
     args = ["-m", "train.cli", "sft", "--data", str(latex_export), "--model", str(tiny_lm), "--out", str(out)]
     args += ["--max-steps", "2", "--batch-size", "4", "--grad-accum", "2", "--no-gradient-checkpointing"]
     args += ["logging.progress_seconds=0", "generation.samples=0"]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-        "OMP_NUM_THREADS": "1",
-    }
-    if device == "cpu":
-        env["CUDA_VISIBLE_DEVICES"] = ""
-    result = subprocess.run([*launch, *args], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    env = {"OMP_NUM_THREADS": "1"} | ({"CUDA_VISIBLE_DEVICES": ""} if device == "cpu" else {})
+    result = run_launched([*launch, *args], tmp_path, **env)
     card = read_run_card(out)
     assert card["distributed"] == {
         "world_size": 2,

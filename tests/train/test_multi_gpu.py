@@ -8,14 +8,12 @@ config itself launches `train sft`.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from test_distributed import free_port
+from test_distributed import free_port, run_launched
 
 from train.card import read_run_card
 
@@ -75,15 +73,7 @@ def test_two_processes_end_with_one_adapter_and_log_the_loss_once(
     args += ["--max-steps", "3", "--batch-size", "2", "--no-gradient-checkpointing", "--lr", "1e-2"]
     args += ["logging.logging_steps=1", "logging.progress_seconds=0", "generation.samples=0"]
     args += ["training.eval_each_epoch=false", "training.save_each_epoch=false"]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-        "OMP_NUM_THREADS": "1",
-        "CUDA_VISIBLE_DEVICES": "",
-    }
-    env["WEIGHTS_DIR"] = str(tmp_path)
-    result = subprocess.run([*launch, *args], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    run_launched([*launch, *args], tmp_path, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", WEIGHTS_DIR=str(tmp_path))
     first, second = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     assert first.keys() == second.keys() and any("lora" in name for name in first)
     for name, weight in first.items():
@@ -105,11 +95,5 @@ def test_ddp_config_launches_sft_on_two_gpus(tiny_lm: Path, latex_export: Path, 
     launch += ["--main_process_port", str(free_port()), "-m", "train.cli"]
     args = ["sft", "--data", str(latex_export), "--model", str(tiny_lm), "--out", str(out), "--max-steps", "2"]
     args += ["generation.samples=0"]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-        "NCCL_NVLS_ENABLE": "0",
-    }
-    result = subprocess.run([*launch, *args], env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    run_launched([*launch, *args], tmp_path, NCCL_NVLS_ENABLE="0")
     assert read_run_card(out)["distributed"]["world_size"] == 2
