@@ -387,7 +387,7 @@ def train_classify(
 
     `inspect` > 0: print that many rows as the encoder receives them, and stop (None) before any model.
     """
-    from transformers import DataCollatorWithPadding, set_seed
+    from transformers import DataCollatorWithPadding
 
     from train.model import upcast_trainable
 
@@ -399,11 +399,7 @@ def train_classify(
     test = eval_split(recipe, data.eval)  # capped by training.eval_rows
     train_rows, tuning_rows, tuned_on = threshold_rows(recipe, data, space, test)
     args = classify_arguments(recipe, run_dir_for(recipe, data.name, "classify"), test is not None)
-    run = open_run("classify", args, resume, overwrite)
-
-    # The fresh head is drawn when the model loads, before the Trainer seeds anything: seed it here, so a
-    # recipe gives the same run whatever ran before it in the process.
-    set_seed(recipe.training.seed)
+    run = open_run("classify", args, resume, overwrite)  # seeds the fresh head's draw too
     classifier = load_classifier_model(recipe, space)
     if args.bf16 or args.fp16:
         upcast_trainable(classifier.model)

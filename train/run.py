@@ -136,8 +136,13 @@ def open_run(verb: str, args: Any, resume: bool, overwrite: bool) -> Run:
 
     Under several processes the main one goes first (it may delete an old run); the others then
     find the directory ready and the same checkpoint, or fail with the same error. Checkpoints
-    left incomplete by a crash are passed over, and said so.
+    left incomplete by a crash are passed over, and said so. Seeds every generator with `args.seed`,
+    so the recipe's seed also decides what is drawn while the model is built (a new LoRA adapter,
+    a reward or classification head), not only what the trainer draws afterwards.
     """
+    from transformers import set_seed
+
+    set_seed(args.seed)
     with args.main_process_first(local=False, desc="run directory"):
         run = prepare_run_dir(verb, Path(args.output_dir), resume, overwrite)
     if run.skipped and is_main_process():

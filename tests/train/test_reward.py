@@ -166,6 +166,21 @@ def test_lora_reward_model_reloads_with_its_trained_head(lora_run, tiny_base: Pa
     assert reward_scores(fresh, fresh_tokenizer, answers, fmt) != pytest.approx(trained, abs=1e-3)
 
 
+def test_a_recipe_trains_the_same_reward_model_whatever_ran_before_it(tiny_base: Path, toy_export: Path, tmp_path):
+    """The new adapter and head are drawn from training.seed (train/run.py open_run), not from the state the
+    process's generators were left in: two runs of one recipe after different draws save the same weights."""
+    from safetensors.torch import load_file
+
+    saved = []
+    for before in (1, 2):
+        torch.manual_seed(before)
+        recipe = recipe_for(tiny_base, toy_export, tmp_path / f"run{before}", training={"max_steps": 2})
+        run = train_reward(recipe, quiet=True)
+        saved.append(load_file(str(run.run_dir / "adapter_model.safetensors")))
+    assert saved[0].keys() == saved[1].keys()
+    assert all(torch.equal(saved[0][key], saved[1][key]) for key in saved[0])
+
+
 def test_batches_of_several_answers_are_padded_correctly(lora_run):
     """The base tokenizer has no pad token; the run's has one, and batched rewards equal one-by-one rewards."""
     assert tiny_tokenizer().pad_token is None
