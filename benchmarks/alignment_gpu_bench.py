@@ -11,17 +11,20 @@ Each stage runs through its Python entry point (what the CLI calls) with the shi
 Every policy answers the same held-out questions (the qa-pairs test split; greedy, as `train generate`), and
 the reward run scores them: mean reward before -> after, with the degeneration check (distinct-2, mean words,
 share of identical answers, collapse), tokens/s, peak memory and seconds. The SFT row's "before" is the base
-model answering the SFT run's prompts. Prints one markdown table; --json writes every figure.
+model answering them. Prints one markdown table; --json writes every figure.
 
     python benchmarks/alignment_gpu_bench.py --json alignment.json      # one H200: about 8 minutes
     python benchmarks/alignment_gpu_bench.py --smoke                    # CPU: the whole path on tiny budgets
+Each stage runs in its own process, as the CLI runs each verb, and is kept in WORK/stages/STAGE.json; --reuse takes those instead of running them again, so the
+stages can be spread over several calls of a time-limited machine (--skip the later ones in the first call).
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -29,20 +32,18 @@ from typing import Any
 import torch
 
 VERBS = ("sft", "reward", "dpo", "ppo", "rloo", "grpo")
+STAGES = ("sft", "reward", "heldout", *VERBS[2:])  # heldout: the base and the SFT run answer the held-out questions
 
 
-def build_exports(work: Path) -> tuple[Path, Path]:
+def build_exports(work: Path) -> None:
     """The qa-sft and qa-pairs exports (`curate build` of the shipped recipes), built once into `work`."""
     from curate.pipeline import build
     from curate.recipe import apply_overrides, load_recipe
 
-    outs = []
     for name in ("qa-sft", "qa-pairs"):
         out = work / "out" / name
         if not (out / "manifest.json").is_file():
             build(apply_overrides(load_recipe(f"recipes/{name}-build.yaml"), {"out": str(out)}), quiet=True)
-        outs.append(out)
-    return outs[0], outs[1]
 
 
 def smoke_overrides(verb: str) -> dict[str, Any]:
@@ -57,19 +58,18 @@ def smoke_overrides(verb: str) -> dict[str, Any]:
     return common
 
 
-def run_stage(verb: str, args: argparse.Namespace, work: Path, data: dict[str, Path]) -> dict[str, Any]:
-    """One stage from its recipe; returns its run card and wall seconds."""
+def stage_recipe(verb: str, args: argparse.Namespace, work: Path) -> Any:
+    """The stage's shipped recipe with the benchmark's overrides (run directories under WORK, steps, lengths)."""
     from train.config import SFTRecipe, load_recipe
-    from train.dpo import DPORecipe, run_dpo
-    from train.ppo import PPORecipe, run_ppo
-    from train.reward import RewardRecipe, train_reward
-    from train.rl import RLRecipe, run_rl
-    from train.sft import run_sft
+    from train.dpo import DPORecipe
+    from train.ppo import PPORecipe
+    from train.reward import RewardRecipe
+    from train.rl import RLRecipe
 
     overrides: dict[str, Any] = {
         "model.name": args.model,
         "logging.output_dir": str(work / "runs" / verb),
-        "dataset.path": str(data["sft"] if verb == "sft" else data["pairs"]),
+        "dataset.path": str(work / "out" / ("qa-sft" if verb == "sft" else "qa-pairs")),
     }
     if verb in ("dpo", "ppo", "rloo", "grpo"):
         overrides |= {"policy.run": str(work / "runs" / "sft"), "reward_model.run": str(work / "runs" / "reward")}
@@ -83,9 +83,22 @@ def run_stage(verb: str, args: argparse.Namespace, work: Path, data: dict[str, P
         overrides["degeneration.max_new_tokens"] = args.max_new_tokens
     if args.smoke:
         overrides |= smoke_overrides(verb)
-    recipe_class = {"sft": SFTRecipe, "reward": RewardRecipe, "dpo": DPORecipe, "ppo": PPORecipe}.get(verb, RLRecipe)
-    recipe: Any = load_recipe(recipe_class, f"recipes/qa-{verb}.yaml", overrides)
-    _free()
+    recipe_class: Any = {"sft": SFTRecipe, "reward": RewardRecipe, "dpo": DPORecipe, "ppo": PPORecipe}.get(
+        verb, RLRecipe
+    )
+    return load_recipe(recipe_class, f"recipes/qa-{verb}.yaml", overrides)
+
+
+def run_stage(verb: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """One stage from its recipe; returns its run card and wall seconds."""
+    from train.dpo import run_dpo
+    from train.ppo import run_ppo
+    from train.reward import train_reward
+    from train.rl import run_rl
+    from train.sft import run_sft
+
+    recipe = stage_recipe(verb, args, work)
+    run_dir: Any  # sft returns its directory, the others a run (None only for --inspect)
     started = time.perf_counter()
     if verb == "sft":
         run_dir = run_sft(recipe, overwrite=True, quiet=True)
@@ -102,36 +115,27 @@ def run_stage(verb: str, args: argparse.Namespace, work: Path, data: dict[str, P
     return {"verb": verb, "wall_seconds": round(wall, 1), "card": card}
 
 
-def sft_heldout(args: argparse.Namespace, work: Path, pairs: Path) -> dict[str, Any]:
-    """The SFT row's degeneration section: the base, then the SFT run, answering the same held-out questions."""
-    from transformers import AutoModelForCausalLM
+def sft_heldout(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The SFT row's degeneration section: the base, then the SFT policy, answering the held-out questions.
 
-    from train.alignment import RewardModel, heldout_check, policy_format
-    from train.config import load_recipe
+    Both load as the alignment verbs load their policy (the base in 4 bits on a GPU, plus the SFT adapter), so
+    the SFT row's "after" is what the later rows start from (`train generate` would load a bf16 base instead).
+    """
+    from train.alignment import RewardModel, heldout_check, load_policy, policy_format, resolve_policy
     from train.data import load_data
-    from train.dpo import DPORecipe
-    from train.generate import load_run
-    from train.model import model_path
+    from train.model import load_tokenizer
 
-    overrides = {**(smoke_overrides("dpo") if args.smoke else {}), "degeneration.max_new_tokens": args.max_new_tokens}
-    limits = load_recipe(DPORecipe, "recipes/qa-dpo.yaml", overrides).degeneration
-    reward = RewardModel(str(work / "runs" / "reward"))
-    sft, tokenizer, card = load_run(work / "runs" / "sft")
-    check = heldout_check(load_data(str(pairs), "dpo"), tokenizer, policy_format(card, tokenizer, True), limits, reward)
-    after, _ = check.run(sft)
-    del sft
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    base = AutoModelForCausalLM.from_pretrained(
-        model_path(args.model), dtype=torch.bfloat16 if device == "cuda" else None
-    )
-    before, _ = check.run(base.to(device))
+    recipe, card = resolve_policy(stage_recipe("dpo", args, work))
+    tokenizer = load_tokenizer(recipe.model.name, "left", recipe.tokenizer.pad_token)
+    data = load_data(recipe.dataset.path, "dpo")
+    reward = RewardModel(recipe.reward_model.run)
+    check = heldout_check(data, tokenizer, policy_format(card, tokenizer, True), recipe.degeneration, reward)
+    policy, _ = load_policy(recipe, card)
+    after, _ = check.run(policy)
+    del policy
+    base, _ = load_policy(recipe, None)
+    before, _ = check.run(base)
     return {"before": before, "after": after, "collapse": None, "prompts": len(check.questions)}
-
-
-def _free() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def _peak(card: dict[str, Any]) -> str:
@@ -174,8 +178,10 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=96, help="Longest sampled and held-out answer.")
     parser.add_argument("--quantize", default="4bit", choices=["4bit", "8bit", "none"], help="The policy's base.")
     parser.add_argument("--skip", action="append", default=[], choices=VERBS[2:], help="Leave a stage out.")
+    parser.add_argument("--reuse", action="store_true", help="Take stages finished earlier from WORK/stages.")
     parser.add_argument("--smoke", action="store_true", help="CPU check of the whole path on tiny budgets.")
     parser.add_argument("--json", default=None, help="Write every figure (run cards included) to this JSON file.")
+    parser.add_argument("--stage", default=None, choices=STAGES, help=argparse.SUPPRESS)  # one stage, in this process
     args = parser.parse_args()
     if not args.smoke and not torch.cuda.is_available():
         raise SystemExit("this benchmark needs a CUDA GPU (or --smoke for a CPU check of the path)")
@@ -183,25 +189,33 @@ def main() -> None:
         args.rl_steps, args.max_new_tokens = 0, 16  # the smoke budget's own
         torch.set_num_threads(1)  # see tests/train/conftest.py: two threads on a busy small machine spin-wait
     work = Path(args.work)
+    kept = work / "stages"
+    if args.stage:
+        run_kept_stage(args.stage, args, work, kept)
+        return
     started = time.perf_counter()
-    sft_data, pairs = build_exports(work)
-    data = {"sft": sft_data, "pairs": pairs}
+    build_exports(work)
+    kept.mkdir(parents=True, exist_ok=True)
     stages = []
-    for verb in VERBS:
-        if verb in args.skip:
+    for stage in STAGES:
+        if stage in args.skip:
             continue
-        try:  # a failing stage must not lose the figures measured so far (sft and reward are needed by the rest)
-            stages.append(run_stage(verb, args, work, data))
-        except Exception as exc:
-            if verb in ("sft", "reward"):
-                raise
-            print(f"{verb} failed: {type(exc).__name__}: {exc}")
+        if not (args.reuse and (kept / f"{stage}.json").is_file()):
+            # Its own process, as the CLI runs each verb: one stage's process state must not reach the next
+            # (Liger, on by default for sft/reward on a GPU, patches transformers' Llama classes process-wide).
+            ran = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--stage", stage], check=False)
+            if ran.returncode != 0:
+                if stage in ("sft", "reward"):  # every later stage needs them
+                    raise SystemExit(f"{stage} failed (exit status {ran.returncode})")
+                print(f"{stage} failed (exit status {ran.returncode})", flush=True)
+                continue
+        if stage == "heldout":  # the SFT row's held-out figures, added to its stage
             continue
-        print(f"{verb}: {stages[-1]['wall_seconds']} s", flush=True)
+        stages.append(json.loads((kept / f"{stage}.json").read_text()))
+        print(f"{stage}: {stages[-1]['wall_seconds']} s", flush=True)
         if args.json:  # after every stage: a run stopped at its time limit keeps what it measured
             Path(args.json).write_text(json.dumps(stages, indent=2, default=str))
-        if verb == "reward":
-            stages[0]["degeneration"] = sft_heldout(args, work, pairs)
+    stages = [json.loads((kept / f"{s['verb']}.json").read_text()) for s in stages]  # the SFT row with its check
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU (smoke)"
     reward_card = next(s["card"] for s in stages if s["verb"] == "reward")
     print(f"\n{device} · torch {torch.__version__} · total {time.perf_counter() - started:.0f} s")
@@ -210,8 +224,24 @@ def main() -> None:
         f"Spearman vs mean rating {reward_card['metrics'].get('test_spearman_vs_mean_rating') or 0:.3f}"
     )
     print(table([s for s in stages if s["verb"] != "reward"]))
+    ppo_log = next((s["card"]["ppo_log"] for s in stages if s["verb"] == "ppo"), None)
+    if ppo_log:  # where a PPO step's time goes
+        rollout, update = (
+            sum(e.get(k, 0.0) for e in ppo_log) / len(ppo_log) for k in ("rollout_seconds", "update_seconds")
+        )
+        print(f"ppo: {rollout:.2f} s rollout + {update:.2f} s updates per step (mean of {len(ppo_log)} steps)")
     if args.json:
         Path(args.json).write_text(json.dumps(stages, indent=2, default=str))
+
+
+def run_kept_stage(stage: str, args: argparse.Namespace, work: Path, kept: Path) -> None:
+    """One stage in this process, kept as WORK/stages/STAGE.json ("heldout" adds its figures to sft.json)."""
+    if stage == "heldout":
+        sft = json.loads((kept / "sft.json").read_text())
+        sft["degeneration"] = sft_heldout(args, work)
+        (kept / "sft.json").write_text(json.dumps(sft, default=str))
+    else:
+        (kept / f"{stage}.json").write_text(json.dumps(run_stage(stage, args, work), default=str))
 
 
 if __name__ == "__main__":

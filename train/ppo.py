@@ -334,10 +334,12 @@ class PPOTrainer:
     def step(self) -> dict[str, float]:
         """One PPO step: rollout, updates, KL coefficient; returns the step's log entry."""
         torch.manual_seed(self.args.seed + self.state.global_step)  # the same samples after a resume
+        started = time.perf_counter()
         rollout = self.rollout(self.batch_indices(self.state.global_step))
         kl_per_answer = float(rollout["kl"].sum(1).mean())
         kl_per_token = float(masked_mean(rollout["kl"], rollout["mask"]))
         kl_coef = self.kl.value
+        rolled_out = time.perf_counter()
         losses = self.update(rollout)
         self.kl.update(kl_per_answer, len(rollout["scores"]))
         self.state.global_step += 1
@@ -352,6 +354,8 @@ class PPOTrainer:
             "loss": losses["policy_loss"] + self.recipe.ppo.vf_coef * losses["value_loss"],
             "answer_length": float(rollout["mask"].sum(1).mean()),
             "learning_rate": self.scheduler.get_last_lr()[0],
+            "rollout_seconds": round(rolled_out - started, 3),  # sampling, reference and reward passes
+            "update_seconds": round(time.perf_counter() - rolled_out, 3),  # the ppo_epochs of minibatch updates
         }
 
     # -- checkpoints: adapter + value head + optimizer + scheduler + state, like a Trainer checkpoint ------
@@ -423,7 +427,7 @@ def run_ppo(
     `reward` replaces the reward run (tests rig one); by default `reward_model.run` is loaded.
     """
     from peft import get_peft_model
-    from transformers import TrainingArguments, set_seed
+    from transformers import TrainingArguments
     from trl.trainer.utils import disable_dropout_in_model
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -435,7 +439,6 @@ def run_ppo(
     args = TrainingArguments(**training_arguments(recipe, run_dir_for(recipe, inputs.data.name, "ppo"), has_eval=False))
     run = open_run("ppo", args, resume, overwrite)
 
-    set_seed(args.seed)  # before the adapter is made: LoRA's A matrices are random
     model, peft_config = load_policy(recipe, policy_card)
     if peft_config is not None:
         model = get_peft_model(model, peft_config)
