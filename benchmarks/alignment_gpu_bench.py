@@ -13,10 +13,14 @@ the reward run scores them: mean reward before -> after, with the degeneration c
 share of identical answers, collapse), tokens/s, peak memory and seconds. The SFT row's "before" is the base
 model answering them. Prints one markdown table; --json writes every figure.
 
-    python benchmarks/alignment_gpu_bench.py --json alignment.json      # one H200: about 8 minutes
+Each stage runs in its own process, as the CLI runs each verb (one verb's process state, e.g. Liger's patches
+of transformers' Llama classes, must not reach the next), and is kept in WORK/stages/STAGE.json; --reuse takes
+kept stages instead of running them again, so a time-limited machine can run them over several calls.
+
+    python benchmarks/alignment_gpu_bench.py --rl-steps 20 --json alignment.json   # one H200: ~15 minutes
+    python benchmarks/alignment_gpu_bench.py --skip ppo --skip grpo                # first call ...
+    python benchmarks/alignment_gpu_bench.py --reuse                               # ... then the rest
     python benchmarks/alignment_gpu_bench.py --smoke                    # CPU: the whole path on tiny budgets
-Each stage runs in its own process, as the CLI runs each verb, and is kept in WORK/stages/STAGE.json; --reuse takes those instead of running them again, so the
-stages can be spread over several calls of a time-limited machine (--skip the later ones in the first call).
 """
 
 from __future__ import annotations
