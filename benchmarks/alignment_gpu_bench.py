@@ -213,13 +213,14 @@ def main() -> None:
                     raise SystemExit(f"{stage} failed (exit status {ran.returncode})")
                 print(f"{stage} failed (exit status {ran.returncode})", flush=True)
                 continue
-        if stage == "heldout":  # the SFT row's held-out figures, added to its stage
-            continue
-        stages.append(json.loads((kept / f"{stage}.json").read_text()))
-        print(f"{stage}: {stages[-1]['wall_seconds']} s", flush=True)
+        result = json.loads((kept / f"{stage}.json").read_text())
+        if stage == "heldout":  # the SFT row's held-out figures
+            stages[0]["degeneration"] = result["degeneration"]
+        else:
+            stages.append(result)
+        print(f"{stage}: {result['wall_seconds']} s", flush=True)
         if args.json:  # after every stage: a run stopped at its time limit keeps what it measured
             Path(args.json).write_text(json.dumps(stages, indent=2, default=str))
-    stages = [json.loads((kept / f"{s['verb']}.json").read_text()) for s in stages]  # the SFT row with its check
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU (smoke)"
     reward_card = next(s["card"] for s in stages if s["verb"] == "reward")
     print(f"\n{device} · torch {torch.__version__} · total {time.perf_counter() - started:.0f} s")
@@ -239,13 +240,14 @@ def main() -> None:
 
 
 def run_kept_stage(stage: str, args: argparse.Namespace, work: Path, kept: Path) -> None:
-    """One stage in this process, kept as WORK/stages/STAGE.json ("heldout" adds its figures to sft.json)."""
+    """One stage in this process, kept as WORK/stages/STAGE.json."""
     if stage == "heldout":
-        sft = json.loads((kept / "sft.json").read_text())
-        sft["degeneration"] = sft_heldout(args, work)
-        (kept / "sft.json").write_text(json.dumps(sft, default=str))
+        started = time.perf_counter()
+        degeneration = sft_heldout(args, work)
+        result = {"verb": stage, "wall_seconds": round(time.perf_counter() - started, 1), "degeneration": degeneration}
     else:
-        (kept / f"{stage}.json").write_text(json.dumps(run_stage(stage, args, work), default=str))
+        result = run_stage(stage, args, work)
+    (kept / f"{stage}.json").write_text(json.dumps(result, default=str))
 
 
 if __name__ == "__main__":
